@@ -1,0 +1,41 @@
+import { swagger } from '@elysiajs/swagger'
+import { Elysia } from 'elysia'
+import { errorHandler } from './lib/error-handler'
+import { ErrorResponse } from './lib/model'
+import { authRoutes } from './modules/auth'
+import { healthRoutes } from './modules/health'
+import { orderRoutes } from './modules/orders'
+import { productRoutes } from './modules/products'
+
+export const app = new Elysia()
+  .use(errorHandler)
+  .use(
+    swagger({
+      path: '/swagger',
+      provider: 'swagger-ui',
+      exclude: ['/swagger', '/swagger/json'],
+      documentation: {
+        info: {
+          title: 'Order API',
+          version: '1.0.0',
+          description: 'Sign-up, products and orders for online shops, with stock taken atomically.',
+        },
+        tags: [
+          { name: 'Auth', description: 'Accounts and bearer tokens' },
+          { name: 'Products', description: 'The catalogue' },
+          { name: 'Orders', description: 'Placing and reading orders' },
+          { name: 'Health', description: 'Liveness and readiness' },
+        ],
+        components: {
+          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          schemas: { Error: ErrorResponse as never },
+        },
+      },
+    }),
+  )
+  .use(healthRoutes)
+  .use(authRoutes)
+  .use(productRoutes)
+  .use(orderRoutes)
+
+export type App = typeof app

@@ -1,0 +1,74 @@
+import { Type as t, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+// Bun loads `.env` into process.env before any module runs, so reading
+// process.env here covers both the real environment and the file.
+
+const DURATION = '^\\d+(\\.\\d+)?\\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?$'
+
+/** Values that ship in docs and examples and so must never sign production tokens. */
+export const PLACEHOLDER_SECRETS = new Set([
+  'change-me',
+  'changeme',
+  'secret',
+  'super_secret_change_me',
+  'dev-secret-change-me-in-production-0000',
+])
+
+const EnvSchema = t.Object({
+  NODE_ENV: t.Union([t.Literal('development'), t.Literal('production'), t.Literal('test')], { default: 'development' }),
+  PORT: t.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  DATABASE_URL: t.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/order_api' }),
+  DATABASE_POOL_SIZE: t.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  REDIS_URL: t.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  JWT_SECRET: t.String({ minLength: 1 }),
+  JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '1h' }),
+  ADMIN_EMAIL: t.Optional(t.String({ minLength: 3 })),
+  ADMIN_PASSWORD: t.Optional(t.String({ minLength: 8, maxLength: 128 })),
+  QUEUE_PREFIX: t.String({ minLength: 1, pattern: '^[A-Za-z0-9_:{}-]+$', default: 'order-api' }),
+  LOG_LEVEL: t.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => t.Literal(level)),
+    { default: 'info' },
+  ),
+  WORKER_CONCURRENCY: t.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+})
+
+export type Config = Static<typeof EnvSchema>
+
+export class ConfigError extends Error {}
+
+/** Parses an environment into a Config, or throws one ConfigError naming the bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
+  const firstError = Value.Errors(EnvSchema, converted).First()
+  if (firstError) {
+    const name = firstError.path.split('/')[1] ?? firstError.path
+    const problem = raw[name] === undefined ? 'is required' : `is invalid (${firstError.message})`
+    throw new ConfigError(`Configuration error: ${name} ${problem}`)
+  }
+  const config = converted as Config
+  if (config.NODE_ENV === 'production') {
+    if (config.JWT_SECRET.length < 32)
+      throw new ConfigError('Configuration error: JWT_SECRET must be at least 32 characters in production')
+    if (PLACEHOLDER_SECRETS.has(config.JWT_SECRET))
+      throw new ConfigError('Configuration error: JWT_SECRET is a known placeholder; set a random secret')
+  }
+  return config
+}
+
+function loadConfig(): Config {
+  try {
+    return parseConfig(process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(error.message)
+    process.exit(1)
+  }
+}
+
+export const config = loadConfig()

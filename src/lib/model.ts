@@ -1,0 +1,75 @@
+import { Type as t, type TInteger, type TSchema } from '@sinclair/typebox'
+import { badRequest } from './errors'
+
+// Request bodies use TypeBox's own types, not Elysia's `t`: Elysia's numeric types accept
+// numeric strings, and the contract wants `"5"` where a number goes to be a 400.
+
+const INT4_MAX = 2_147_483_647
+
+export const ErrorResponse = t.Object(
+  {
+    error: t.String({ description: 'Human readable message' }),
+    details: t.Optional(t.Array(t.Object({ path: t.String(), message: t.String() }))),
+  },
+  { $id: '#/components/schemas/Error', title: 'Error', examples: [{ error: 'Product 7 not found' }] },
+)
+
+/**
+ * Elysia types a handler's input from a schema's encoded side (the string); these transforms
+ * hand the handler a decoded value, so they are declared by what the handler receives.
+ */
+export const decodesTo = <T extends TSchema>(schema: TSchema) => schema as unknown as T
+
+/** A decimal positive integer in a path or query string: no signs, exponents, hex or spaces. */
+export const positiveIntegerString = (name: string, max: number, description: string) =>
+  decodesTo<TInteger>(
+    t
+    .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description, examples: ['1'] }))
+    .Decode((value) => {
+      const number = Number(value)
+      if (number > max) throw badRequest(`${name} must be at most ${max}`)
+      return number
+    })
+    .Encode(String),
+  )
+
+export const IdParams = t.Object({ id: positiveIntegerString('id', INT4_MAX, 'Positive integer id') })
+
+export const MAX_PAGE_SIZE = 50
+
+export const PaginationQuery = {
+  page: t.Optional(positiveIntegerString('page', 1_000_000_000, 'Page number, from 1 (default 1)')),
+  // Any positive limit is accepted and capped at MAX_PAGE_SIZE, as the contract says.
+  limit: t.Optional(
+    decodesTo<TInteger>(
+      t
+        .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description: `Page size (default 10, capped at ${MAX_PAGE_SIZE})` }))
+        .Decode((value) => Math.min(Number(value), MAX_PAGE_SIZE))
+        .Encode(String),
+    ),
+  ),
+}
+
+export const pageOf = <T extends TSchema>(item: T) =>
+  t.Object({
+    data: t.Array(item),
+    page: t.Integer(),
+    limit: t.Integer(),
+    total: t.Integer(),
+    total_pages: t.Integer(),
+  })
+
+export function pagination(query: { page?: number; limit?: number }) {
+  const page = query.page ?? 1
+  const limit = query.limit ?? 10
+  return { page, limit, offset: (page - 1) * limit }
+}
+
+export function paged<T>(data: T[], total: number, page: number, limit: number) {
+  return { data, page, limit, total, total_pages: Math.ceil(total / limit) }
+}
+
+export const INT4 = { maximum: INT4_MAX }
+
+export const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, ErrorResponse])) as Record<number, typeof ErrorResponse>

@@ -1,0 +1,31 @@
+import { Type as t, type Static } from '@sinclair/typebox'
+
+// Surrounding spaces are allowed here because the service trims the email before using it.
+const Email = t.String({
+  pattern: '^\\s*[^\\s@]+@[^\\s@]+\\.[^\\s@]+\\s*$',
+  maxLength: 254,
+  description: 'Email address; trimmed and lower-cased',
+  examples: ['ada@example.com'],
+})
+const Password = t.String({ minLength: 8, maxLength: 128, description: '8 to 128 characters', examples: ['correct horse battery'] })
+
+export const Credentials = t.Object({ email: Email, password: Password })
+// Login checks nothing but the match, so any too-short/too-long password simply fails as 401.
+export const LoginBody = t.Object({ email: t.String({ maxLength: 254, examples: ['ada@example.com'] }), password: t.String({ maxLength: 1024 }) })
+
+export const Role = t.Union([t.Literal('customer'), t.Literal('admin')])
+export type Role = Static<typeof Role>
+
+export const User = t.Object(
+  {
+    id: t.Integer(),
+    email: t.String(),
+    role: Role,
+    created_at: t.String({ format: 'date-time' }),
+  },
+  { title: 'User' },
+)
+export type User = Static<typeof User>
+
+export const AuthResponse = t.Object({ token: t.String(), user: User })
+export const MeResponse = t.Object({ user: User })

@@ -1,0 +1,71 @@
+import { eq, sql } from 'drizzle-orm'
+import { db } from '../../db/client'
+import { users } from '../../db/schema'
+import { conflict, unauthorized } from '../../lib/errors'
+import type { Role, User } from './model'
+
+// OWASP's argon2id baseline: slow to guess, but small enough (19 MiB) to keep the API lean.
+const HASH_OPTIONS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } as const
+
+export const hashPassword = (password: string) => Bun.password.hash(password, HASH_OPTIONS)
+
+// Verifying against this when the email is unknown makes both failures take the same time.
+let dummyHash: Promise<string> | undefined
+const timingDummy = () => (dummyHash ??= hashPassword('not-a-real-password-only-for-timing'))
+
+export const normalizeEmail = (email: string) => email.trim().toLowerCase()
+
+type UserRow = typeof users.$inferSelect
+
+export const toUser = (row: Pick<UserRow, 'id' | 'email' | 'role' | 'createdAt'>): User => ({
+  id: row.id,
+  email: row.email,
+  role: row.role,
+  created_at: row.createdAt.toISOString(),
+})
+
+export async function registerCustomer(email: string, password: string): Promise<User> {
+  const passwordHash = await hashPassword(password)
+  const [row] = await db
+    .insert(users)
+    .values({ email: normalizeEmail(email), passwordHash, role: 'customer' })
+    .onConflictDoNothing()
+    .returning()
+  if (!row) throw conflict('Email is already registered')
+  return toUser(row)
+}
+
+export async function verifyCredentials(email: string, password: string): Promise<User> {
+  const [row] = await db
+    .select()
+    .from(users)
+    .where(eq(sql`lower(${users.email})`, normalizeEmail(email)))
+  const valid = await Bun.password.verify(password, row?.passwordHash ?? (await timingDummy()))
+  if (!row || !valid) throw unauthorized('Invalid email or password')
+  return toUser(row)
+}
+
+export async function findUser(id: number): Promise<User | undefined> {
+  const [row] = await db.select().from(users).where(eq(users.id, id))
+  return row && toUser(row)
+}
+
+/** Creates the account or, when it exists, resets its password and role. */
+export async function upsertUser(email: string, password: string, role: Role): Promise<User> {
+  const passwordHash = await hashPassword(password)
+  const normalized = normalizeEmail(email)
+  const [existing] = await db.select({ id: users.id }).from(users).where(eq(sql`lower(${users.email})`, normalized))
+  const [row] = existing
+    ? await db.update(users).set({ passwordHash, role }).where(eq(users.id, existing.id)).returning()
+    : await db.insert(users).values({ email: normalized, passwordHash, role }).returning()
+  return toUser(row!)
+}
+
+export async function setRole(email: string, role: Role): Promise<User | undefined> {
+  const [row] = await db
+    .update(users)
+    .set({ role })
+    .where(eq(sql`lower(${users.email})`, normalizeEmail(email)))
+    .returning()
+  return row && toUser(row)
+}

@@ -1,0 +1,36 @@
+import { Type as t } from '@sinclair/typebox'
+import { Elysia } from 'elysia'
+import { sql } from '../../db/client'
+
+const Check = t.Object({ status: t.Union([t.Literal('ok'), t.Literal('error')]), error: t.Optional(t.String()) })
+
+async function checkPostgres() {
+  try {
+    await sql`SELECT 1`.execute()
+    return { status: 'ok' as const }
+  } catch {
+    return { status: 'error' as const, error: 'Postgres is not answering' }
+  }
+}
+
+export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['Health'] } })
+  .get('/', () => ({ status: 'ok' as const }), {
+    response: t.Object({ status: t.Literal('ok') }),
+    detail: { summary: 'Liveness: the process answers (touches nothing)' },
+  })
+  .get(
+    '/ready',
+    async ({ set }) => {
+      const checks = { postgres: await checkPostgres() }
+      const ready = Object.values(checks).every((check) => check.status === 'ok')
+      if (!ready) set.status = 503
+      return { status: ready ? ('ok' as const) : ('unavailable' as const), checks }
+    },
+    {
+      response: {
+        200: t.Object({ status: t.Literal('ok'), checks: t.Record(t.String(), Check) }),
+        503: t.Object({ status: t.Literal('unavailable'), checks: t.Record(t.String(), Check) }),
+      },
+      detail: { summary: 'Readiness: Postgres (and Redis) answer' },
+    },
+  )

@@ -1,0 +1,46 @@
+import { Type as t, type Static, type TBoolean } from '@sinclair/typebox'
+import { decodesTo, INT4, PaginationQuery } from '../../lib/model'
+
+const Name = t.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: '1-200 characters, not blank', examples: ['Water Bottle'] })
+const Description = t.Union([t.String({ maxLength: 5000 }), t.Null()], { examples: ['24oz stainless steel'] })
+const PriceCents = t.Integer({ minimum: 0, ...INT4, description: 'Price in cents', examples: [2499] })
+const Inventory = t.Integer({ minimum: 0, ...INT4, description: 'Units in stock', examples: [20] })
+
+export const Product = t.Object(
+  {
+    id: t.Integer(),
+    name: t.String(),
+    description: t.Union([t.String(), t.Null()]),
+    price_cents: t.Integer(),
+    inventory: t.Integer(),
+    is_active: t.Boolean(),
+    created_at: t.String({ format: 'date-time' }),
+    updated_at: t.String({ format: 'date-time' }),
+  },
+  { title: 'Product' },
+)
+export type Product = Static<typeof Product>
+
+export const CreateProductBody = t.Object({
+  name: Name,
+  description: t.Optional(Description),
+  price_cents: PriceCents,
+  inventory: t.Optional(Inventory),
+  is_active: t.Optional(t.Boolean({ default: true })),
+})
+export type CreateProductBody = Static<typeof CreateProductBody>
+
+export const UpdateProductBody = t.Partial(CreateProductBody, {
+  minProperties: 1,
+  description: 'Any non-empty subset of the product fields',
+})
+export type UpdateProductBody = Static<typeof UpdateProductBody>
+
+const ActiveFlag = decodesTo<TBoolean>(
+  t
+    .Transform(t.Union([t.Literal('true'), t.Literal('false')], { description: 'Filter on is_active' }))
+    .Decode((value) => value === 'true')
+    .Encode((value) => (value ? 'true' : 'false')),
+)
+
+export const ListProductsQuery = t.Object({ ...PaginationQuery, active: t.Optional(ActiveFlag) })
