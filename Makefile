@@ -1,0 +1,16 @@
+SHELL := /bin/bash
+# Bun installed by npm lands in npm's global bin, which may not be on PATH yet.
+export PATH := $(HOME)/.bun/bin:$(shell npm prefix --global 2>/dev/null)/bin:$(PATH)
+
+.PHONY: dev test typecheck
+
+## dev: install what is missing, start Postgres/Redis if none answer, migrate, seed, run the API
+dev:
+	@scripts/dev.sh
+
+## test: the whole test suite against a fresh database of its own
+test:
+	@scripts/test.sh
+
+typecheck:
+	@bun run typecheck

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make dev: everything a fresh machine needs, then the API in the foreground.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_bun
+ensure_dependencies
+[[ -f .env ]] || { say "creating .env from .env.example"; cp .env.example .env; }
+set -a; source .env; set +a
+export LOG_PRETTY="${LOG_PRETTY:-1}"
+
+ensure_postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/order_api}"
+ensure_redis "${REDIS_URL:-redis://127.0.0.1:6379}"
+bun run --silent db:migrate
+bun run --silent db:seed
+
+say "API on http://localhost:${PORT:-3000}  ·  Swagger UI: http://localhost:${PORT:-3000}/swagger"
+exec bun run --silent start

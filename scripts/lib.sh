@@ -1,0 +1,97 @@
+# Shared helpers for the make targets. Sourced, not run.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$ROOT/.data" # git-ignored: local Postgres/Redis data and logs live here
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Sets URL_HOST and URL_PORT from a URL such as postgres://user:pass@host:5432/db.
+parse_url() {
+  local rest="${1#*://}"
+  rest="${rest%%/*}"
+  rest="${rest##*@}"
+  URL_HOST="${rest%:*}"
+  URL_PORT="${rest##*:}"
+  [[ "$URL_PORT" == "$rest" || -z "$URL_PORT" ]] && { URL_HOST="$rest"; URL_PORT="$2"; }
+  URL_HOST="${URL_HOST#[}"; URL_HOST="${URL_HOST%]}"
+  [[ -z "$URL_HOST" ]] && URL_HOST=127.0.0.1
+  return 0
+}
+
+answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+wait_for() {
+  local host=$1 port=$2 what=$3
+  for _ in $(seq 1 60); do answers "$host" "$port" && return 0; sleep 0.5; done
+  die "$what did not come up on $host:$port (see $DATA/*.log)"
+}
+
+is_local() { [[ "$1" == 127.* || "$1" == localhost || "$1" == ::1 ]]; }
+
+apt_install() {
+  [[ $(id -u) -eq 0 ]] || die "$* is not installed; install it (e.g. sudo apt-get install $*) and run again"
+  command -v apt-get >/dev/null || die "$* is not installed and apt-get is not available"
+  say "installing $* with apt-get"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Runs a command as the unprivileged owner of the local Postgres (Postgres refuses to run as root).
+as_pg_user() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_bun() {
+  if ! command -v bun >/dev/null; then
+    say "installing Bun from npm"
+    npm install --global --silent bun >/dev/null || die "could not install Bun with npm"
+    export PATH="$(npm prefix --global)/bin:$PATH"
+  fi
+  command -v bun >/dev/null || die "Bun is installed but not on PATH"
+}
+
+ensure_dependencies() {
+  (cd "$ROOT" && bun install --frozen-lockfile --silent) || die "bun install failed"
+}
+
+# Postgres at $1 (a URL), or a local server started under .data/ when nothing answers there.
+ensure_postgres() {
+  parse_url "$1" 5432
+  answers "$URL_HOST" "$URL_PORT" && return 0
+  is_local "$URL_HOST" || die "nothing answers at $URL_HOST:$URL_PORT (DATABASE_URL)"
+  say "no Postgres on $URL_HOST:$URL_PORT: starting a local one in .data/postgres"
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  if [[ -z "$bin" ]]; then
+    apt_install postgresql
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+  fi
+  if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir "$DATA" --shell /usr/sbin/nologin postgres
+  fi
+  mkdir -p "$DATA/postgres" "$DATA/run"
+  [[ $(id -u) -eq 0 ]] && chown postgres "$DATA" "$DATA/postgres" "$DATA/run"
+  chmod 700 "$DATA/postgres"
+  if [[ ! -f "$DATA/postgres/PG_VERSION" ]]; then
+    as_pg_user "$bin/initdb" -D "$DATA/postgres" -U postgres --auth=trust -E UTF8 --no-locale >"$DATA/initdb.log" \
+      || die "initdb failed (see $DATA/initdb.log)"
+  fi
+  as_pg_user "$bin/pg_ctl" -D "$DATA/postgres" -l "$DATA/postgres.log" -w -t 30 start \
+    -o "-p $URL_PORT -c listen_addresses=127.0.0.1 -k $DATA/run" >/dev/null \
+    || die "Postgres did not start (see $DATA/postgres.log)"
+  wait_for "$URL_HOST" "$URL_PORT" Postgres
+}
+
+# Redis at $1 (a URL), or a local server (no persistence) when nothing answers there.
+ensure_redis() {
+  parse_url "$1" 6379
+  answers "$URL_HOST" "$URL_PORT" && return 0
+  is_local "$URL_HOST" || die "nothing answers at $URL_HOST:$URL_PORT (REDIS_URL)"
+  say "no Redis on $URL_HOST:$URL_PORT: starting a local one"
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p "$DATA/redis"
+  redis-server --daemonize yes --port "$URL_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$DATA/redis" --logfile "$DATA/redis.log" --pidfile "$DATA/redis.pid" >/dev/null \
+    || die "Redis did not start (see $DATA/redis.log)"
+  wait_for "$URL_HOST" "$URL_PORT" Redis
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make test: the whole suite against its own, freshly created database.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_bun
+ensure_dependencies
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/order_api_test}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+ensure_postgres "$TEST_DATABASE_URL"
+ensure_redis "$TEST_REDIS_URL"
+
+bun run --silent typecheck
+bun test "$@"

@@ -1,0 +1,78 @@
+import { expect } from 'bun:test'
+import { app } from '../src/app'
+import { sql } from '../src/db/client'
+import { upsertUser } from '../src/modules/auth/service'
+
+export { sql }
+
+export type Reply<T = any> = { status: number; body: T; headers: Headers }
+
+type CallOptions = { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }
+
+/** One request through the whole Elysia app, as a client would send it. */
+export async function call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
+  const headers: Record<string, string> = { ...options.headers }
+  if (options.token) headers.authorization = `Bearer ${options.token}`
+  let body: string | undefined = options.rawBody
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body)
+    headers['content-type'] ??= 'application/json'
+  }
+  const response = await app.handle(new Request(`http://localhost${path}`, { method, headers, body }))
+  const text = await response.text()
+  let parsed: unknown = text
+  try {
+    parsed = text ? JSON.parse(text) : undefined
+  } catch {}
+  return { status: response.status, body: parsed as T, headers: response.headers }
+}
+
+/** Asserts a contract error: the status and a JSON `{error}` with a message, no stack or SQL. */
+export function expectError(reply: Reply, status: number, message?: string | RegExp) {
+  // The body travels with the status so that a failure shows what the server said.
+  if (reply.status !== status) expect({ status: reply.status, body: reply.body }).toEqual({ status, body: '(any error)' })
+  expect(reply.status).toBe(status)
+  expect(typeof reply.body?.error).toBe('string')
+  expect(reply.body.error.length).toBeGreaterThan(0)
+  expect(reply.headers.get('content-type') ?? '').toContain('application/json')
+  const text = JSON.stringify(reply.body)
+  expect(text).not.toMatch(/\bat .+\.(ts|js):\d+|SELECT |INSERT |UPDATE .+ SET|postgres/i)
+  if (message) expect(reply.body.error).toMatch(message)
+}
+
+let counter = 0
+export const uniqueEmail = (prefix = 'user') => `${prefix}-${process.pid}-${Date.now()}-${++counter}@example.com`
+
+export async function registerCustomer(prefix = 'customer') {
+  const email = uniqueEmail(prefix)
+  const reply = await call('POST', '/api/auth/register', { body: { email, password: 'password123' } })
+  expect(reply.status).toBe(201)
+  return { token: reply.body.token as string, user: reply.body.user as { id: number; email: string; role: string } }
+}
+
+export async function createAdmin() {
+  const email = uniqueEmail('admin')
+  await upsertUser(email, 'admin-password', 'admin')
+  const reply = await call('POST', '/api/auth/login', { body: { email, password: 'admin-password' } })
+  expect(reply.status).toBe(200)
+  return { token: reply.body.token as string, user: reply.body.user }
+}
+
+export async function createProduct(adminToken: string, fields: Record<string, unknown> = {}) {
+  const reply = await call('POST', '/api/products', {
+    token: adminToken,
+    body: { name: `Product ${++counter}`, price_cents: 1000, inventory: 10, ...fields },
+  })
+  expect(reply.status).toBe(201)
+  return reply.body as { id: number; name: string; price_cents: number; inventory: number; is_active: boolean }
+}
+
+export async function inventoryOf(productId: number): Promise<number> {
+  const [row] = await sql<{ inventory: number }[]>`SELECT inventory FROM products WHERE id = ${productId}`
+  return row!.inventory
+}
+
+export async function countRows(table: 'orders' | 'order_items' | 'products' | 'users'): Promise<number> {
+  const [row] = await sql<{ count: string }[]>`SELECT count(*) FROM ${sql(table)}`
+  return Number(row!.count)
+}
