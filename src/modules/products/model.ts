@@ -26,7 +26,7 @@ export const CreateProductBody = t.Object({
   description: t.Optional(Description),
   price_cents: PriceCents,
   inventory: t.Optional(Inventory),
-  is_active: t.Optional(t.Boolean({ default: true })),
+  is_active: t.Optional(t.Boolean({ description: 'Default true' })),
 })
 export type CreateProductBody = Static<typeof CreateProductBody>
 
