@@ -14,7 +14,7 @@ async function checkPostgres() {
 }
 
 export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['Health'] } })
-  .get('/', () => ({ status: 'ok' as const }), {
+  .get('', () => ({ status: 'ok' as const }), {
     response: t.Object({ status: t.Literal('ok') }),
     detail: { summary: 'Liveness: the process answers (touches nothing)' },
   })

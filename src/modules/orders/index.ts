@@ -7,7 +7,7 @@ import { getOrder, listAllOrders, listOrdersOfUser, placeOrder } from './service
 export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: ['Orders'] } })
   .use(authGuard)
   .post(
-    '/',
+    '',
     async ({ body, principal, set }) => {
       const order = await placeOrder(principal.id, body)
       set.status = 201
@@ -31,7 +31,7 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     detail: { summary: 'My orders, newest first' },
   })
   .get(
-    '/',
+    '',
     ({ query }) => listAllOrders({ status: query.status, userId: query.user_id }, pagination(query)),
     {
       auth: 'admin',

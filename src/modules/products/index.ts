@@ -7,7 +7,7 @@ import { createProduct, deleteProduct, getProduct, listProducts, updateProduct }
 
 export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tags: ['Products'] } })
   .use(authGuard)
-  .get('/', ({ query }) => listProducts({ ...pagination(query), active: query.active }), {
+  .get('', ({ query }) => listProducts({ ...pagination(query), active: query.active }), {
     query: ListProductsQuery,
     response: { 200: pageOf(Product), ...errorResponses(400) },
     detail: { summary: 'List products, ordered by id' },
@@ -18,7 +18,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     detail: { summary: 'Get one product' },
   })
   .post(
-    '/',
+    '',
     async ({ body, set }) => {
       const product = await createProduct(body)
       set.status = 201
