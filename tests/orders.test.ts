@@ -71,19 +71,19 @@ describe('POST /api/orders', () => {
 
   describe('a failed order changes nothing', () => {
     test.each([
-      ['unknown product → 404', 404, async () => 2147483000, /2147483000/],
+      ['unknown product → 404', 404, async (): Promise<number> => 2147483000, /2147483000/],
       [
         'deleted product → 404',
         404,
-        async () => {
+        async (): Promise<number> => {
           const product = await createProduct(admin.token)
           await call('DELETE', `/api/products/${product.id}`, { token: admin.token })
           return product.id
         },
         undefined,
       ],
-      ['inactive product → 409', 409, async () => (await createProduct(admin.token, { is_active: false })).id, /not active/],
-      ['insufficient inventory → 409', 409, async () => (await createProduct(admin.token, { inventory: 1 })).id, /[Ii]nsufficient/],
+      ['inactive product → 409', 409, async (): Promise<number> => (await createProduct(admin.token, { is_active: false })).id, /not active/],
+      ['insufficient inventory → 409', 409, async (): Promise<number> => (await createProduct(admin.token, { inventory: 1 })).id, /[Ii]nsufficient/],
     ] as const)('%s, naming the product, with the other lines untouched', async (_case, status, makeProductId, message) => {
       const fine = await createProduct(admin.token, { inventory: 10 })
       const badId = await makeProductId()

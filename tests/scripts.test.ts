@@ -68,7 +68,7 @@ describe('bun run db:migrate / db:seed / user:role', () => {
     expect(first.inactive).toBeGreaterThan(0)
     expect((await run(['db:seed'])).code).toBe(0)
     expect(await count()).toEqual(first)
-    const admins = await db`SELECT email, role FROM users WHERE email = 'boss@example.com'`
+    const admins = [...(await db`SELECT email, role FROM users WHERE email = 'boss@example.com'`)]
     expect(admins).toEqual([{ email: 'boss@example.com', role: 'admin' }])
   })
 
