@@ -2,6 +2,8 @@ import { swagger } from '@elysiajs/swagger'
 import { Elysia } from 'elysia'
 import { errorHandler } from './lib/error-handler'
 import { ErrorResponse } from './lib/model'
+import { adminRoutes } from './modules/admin'
+import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
 import { healthRoutes } from './modules/health'
 import { orderRoutes } from './modules/orders'
@@ -13,7 +15,7 @@ export const app = new Elysia()
     swagger({
       path: '/swagger',
       provider: 'swagger-ui',
-      exclude: ['/swagger', '/swagger/json'],
+      exclude: ['/swagger', '/swagger/json', /^\/admin\/queues/],
       documentation: {
         info: {
           title: 'Order API',
@@ -24,6 +26,7 @@ export const app = new Elysia()
           { name: 'Auth', description: 'Accounts and bearer tokens' },
           { name: 'Products', description: 'The catalogue' },
           { name: 'Orders', description: 'Placing and reading orders' },
+          { name: 'Admin', description: 'Queue operations (the Bull Board dashboard is at /admin/queues)' },
           { name: 'Health', description: 'Liveness and readiness' },
         ],
         components: {
@@ -37,5 +40,7 @@ export const app = new Elysia()
   .use(authRoutes)
   .use(productRoutes)
   .use(orderRoutes)
+  .use(adminRoutes)
+  .use(await queueDashboard())
 
 export type App = typeof app

@@ -31,6 +31,11 @@ const EnvSchema = t.Object({
     { default: 'info' },
   ),
   WORKER_CONCURRENCY: t.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  // How long a worker's lock on a job lasts; a job whose worker died is retried after this.
+  WORKER_LOCK_DURATION_MS: t.Integer({ minimum: 500, maximum: 600_000, default: 30_000 }),
+  // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
+  SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),
+  MAIL_FROM: t.String({ minLength: 3, default: 'Order API <orders@example.com>' }),
 })
 
 export type Config = Static<typeof EnvSchema>

@@ -1,9 +1,12 @@
 import { app } from './app'
 import { config } from './config'
 import { sql } from './db/client'
+import { closeProducer, producer } from './jobs/redis'
+import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
 
 app.listen({ port: config.PORT, maxRequestBodySize: 100 * 1024 })
+const relay = new OutboxRelay(producer().queues).start()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 
@@ -13,7 +16,10 @@ async function shutdown(signal: string) {
   stopping = true
   logger.info({ signal }, 'shutting down')
   await app.stop()
+  await relay.stop()
+  await closeProducer()
   await sql.end({ timeout: 5 })
+  logger.info('stopped')
   process.exit(0)
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'))

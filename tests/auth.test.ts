@@ -8,9 +8,16 @@ const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toStrin
 describe('POST /api/auth/register', () => {
   test('creates a customer with a trimmed, lower-cased email and returns a working token', async () => {
     const email = uniqueEmail('Mixed.Case')
-    const reply = await call('POST', '/api/auth/register', { body: { email: `  ${email.toUpperCase()} `, password: 'password123' } })
+    const reply = await call('POST', '/api/auth/register', {
+      body: { email: `  ${email.toUpperCase()} `, password: 'password123' },
+    })
     expect(reply.status).toBe(201)
-    expect(reply.body.user).toEqual({ id: expect.any(Number), email: email.toLowerCase(), role: 'customer', created_at: expect.any(String) })
+    expect(reply.body.user).toEqual({
+      id: expect.any(Number),
+      email: email.toLowerCase(),
+      role: 'customer',
+      created_at: expect.any(String),
+    })
     expect(new Date(reply.body.user.created_at).toISOString()).toBe(reply.body.user.created_at)
     expect(reply.body.user).not.toHaveProperty('password_hash')
     const me = await call('GET', '/api/auth/me', { token: reply.body.token })
@@ -25,7 +32,9 @@ describe('POST /api/auth/register', () => {
   })
 
   test('a role in the body never yields an admin', async () => {
-    const reply = await call('POST', '/api/auth/register', { body: { email: uniqueEmail(), password: 'password123', role: 'admin' } })
+    const reply = await call('POST', '/api/auth/register', {
+      body: { email: uniqueEmail(), password: 'password123', role: 'admin' },
+    })
     expect(reply.status).toBe(201)
     expect(reply.body.user.role).toBe('customer')
   })
@@ -34,7 +43,11 @@ describe('POST /api/auth/register', () => {
     const email = uniqueEmail('dup')
     expect((await call('POST', '/api/auth/register', { body: { email, password: 'password123' } })).status).toBe(201)
     const before = await countRows('users')
-    expectError(await call('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password456' } }), 409, /already registered/)
+    expectError(
+      await call('POST', '/api/auth/register', { body: { email: email.toUpperCase(), password: 'password456' } }),
+      409,
+      /already registered/,
+    )
     expect(await countRows('users')).toBe(before)
   })
 
@@ -61,7 +74,9 @@ describe('POST /api/auth/register', () => {
 describe('POST /api/auth/login', () => {
   test('returns a token and the user for the right password, whatever the email case', async () => {
     const { user } = await registerCustomer()
-    const reply = await call('POST', '/api/auth/login', { body: { email: ` ${user.email.toUpperCase()}`, password: 'password123' } })
+    const reply = await call('POST', '/api/auth/login', {
+      body: { email: ` ${user.email.toUpperCase()}`, password: 'password123' },
+    })
     expect(reply.status).toBe(200)
     expect(reply.body.user).toEqual(user)
     expect(reply.body.token).toBeString()
@@ -70,7 +85,9 @@ describe('POST /api/auth/login', () => {
   test('an unknown email and a wrong password get the same 401', async () => {
     const { user } = await registerCustomer()
     const wrong = await call('POST', '/api/auth/login', { body: { email: user.email, password: 'wrong-password' } })
-    const unknown = await call('POST', '/api/auth/login', { body: { email: uniqueEmail('nobody'), password: 'password123' } })
+    const unknown = await call('POST', '/api/auth/login', {
+      body: { email: uniqueEmail('nobody'), password: 'password123' },
+    })
     expectError(wrong, 401)
     expectError(unknown, 401)
     expect(wrong.body.error).toBe(unknown.body.error)
@@ -107,20 +124,31 @@ describe('GET /api/auth/me and bearer tokens', () => {
       'alg none',
       async () => {
         const { user } = await registerCustomer()
-        return { authorization: `Bearer ${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: String(user.id), role: 'admin', exp: 9_999_999_999 })}.` }
+        return {
+          authorization: `Bearer ${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: String(user.id), role: 'admin', exp: 9_999_999_999 })}.`,
+        }
       },
     ],
     [
       'a wrong signature',
       async () => {
-        const token = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('1h').sign(new TextEncoder().encode('another-secret-another-secret-0000'))
+        const token = await new SignJWT({ role: 'customer' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('1')
+          .setExpirationTime('1h')
+          .sign(new TextEncoder().encode('another-secret-another-secret-0000'))
         return { authorization: `Bearer ${token}` }
       },
     ],
     [
       'an expired token',
       async () => {
-        const token = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuedAt(1_600_000_000).setExpirationTime(1_600_000_060).sign(secret)
+        const token = await new SignJWT({ role: 'customer' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('1')
+          .setIssuedAt(1_600_000_000)
+          .setExpirationTime(1_600_000_060)
+          .sign(secret)
         return { authorization: `Bearer ${token}` }
       },
     ],
@@ -136,14 +164,22 @@ describe('GET /api/auth/me and bearer tokens', () => {
     [
       'HS512 with the right secret (only HS256 is accepted)',
       async () => {
-        const token = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS512' }).setSubject('1').setExpirationTime('1h').sign(secret)
+        const token = await new SignJWT({ role: 'customer' })
+          .setProtectedHeader({ alg: 'HS512' })
+          .setSubject('1')
+          .setExpirationTime('1h')
+          .sign(secret)
         return { authorization: `Bearer ${token}` }
       },
     ],
     [
       'a token without a numeric subject',
       async () => {
-        const token = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('abc').setExpirationTime('1h').sign(secret)
+        const token = await new SignJWT({ role: 'customer' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('abc')
+          .setExpirationTime('1h')
+          .sign(secret)
         return { authorization: `Bearer ${token}` }
       },
     ],
@@ -155,7 +191,11 @@ describe('GET /api/auth/me and bearer tokens', () => {
   })
 
   test('a well-signed token of a user that does not exist → 401 on /me', async () => {
-    const token = await new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject('2147483000').setExpirationTime('1h').sign(secret)
+    const token = await new SignJWT({ role: 'customer' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('2147483000')
+      .setExpirationTime('1h')
+      .sign(secret)
     expectError(await call('GET', '/api/auth/me', { token }), 401)
   })
 })

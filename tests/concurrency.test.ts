@@ -13,7 +13,9 @@ const statusCounts = (statuses: number[]) =>
   statuses.reduce<Record<number, number>>((counts, status) => ({ ...counts, [status]: (counts[status] ?? 0) + 1 }), {})
 
 async function unitsSold(productId: number) {
-  const [row] = await sql<{ units: string | null }[]>`SELECT sum(quantity) AS units FROM order_items WHERE product_id = ${productId}`
+  const [row] = await sql<
+    { units: string | null }[]
+  >`SELECT sum(quantity) AS units FROM order_items WHERE product_id = ${productId}`
   return Number(row!.units ?? 0)
 }
 
@@ -22,7 +24,10 @@ describe('atomic inventory under concurrency', () => {
     const product = await createProduct(adminToken, { inventory: 50 })
     const replies = await Promise.all(
       Array.from({ length: 300 }, (_, i) =>
-        call('POST', '/api/orders', { token: customers[i % 20], body: { items: [{ product_id: product.id, quantity: 1 }] } }),
+        call('POST', '/api/orders', {
+          token: customers[i % 20],
+          body: { items: [{ product_id: product.id, quantity: 1 }] },
+        }),
       ),
     )
     const counts = statusCounts(replies.map((reply) => reply.status))
@@ -42,7 +47,10 @@ describe('atomic inventory under concurrency', () => {
           { product_id: first.id, quantity: 1 + (i % 3) },
           { product_id: second.id, quantity: 1 + ((i + 1) % 3) },
         ]
-        return call('POST', '/api/orders', { token: customers[i % 20], body: { items: i % 2 ? lines : lines.reverse() } })
+        return call('POST', '/api/orders', {
+          token: customers[i % 20],
+          body: { items: i % 2 ? lines : lines.reverse() },
+        })
       }),
     )
     const statuses = replies.map((reply) => reply.status)
@@ -74,7 +82,10 @@ describe('atomic inventory under concurrency', () => {
           { product_id: first.id, quantity: 2 },
           { product_id: second.id, quantity: 3 },
         ]
-        return call('POST', '/api/orders', { token: customers[i % 20], body: { items: i % 2 ? lines : lines.reverse() } })
+        return call('POST', '/api/orders', {
+          token: customers[i % 20],
+          body: { items: i % 2 ? lines : lines.reverse() },
+        })
       }),
     )
     expect(statusCounts(replies.map((reply) => reply.status))).toEqual({ 201: 200 })

@@ -30,7 +30,8 @@ export async function call<T = any>(method: string, path: string, options: CallO
 /** Asserts a contract error: the status and a JSON `{error}` with a message, no stack or SQL. */
 export function expectError(reply: Reply, status: number, message?: string | RegExp) {
   // The body travels with the status so that a failure shows what the server said.
-  if (reply.status !== status) expect({ status: reply.status, body: reply.body }).toEqual({ status, body: '(any error)' })
+  if (reply.status !== status)
+    expect({ status: reply.status, body: reply.body }).toEqual({ status, body: '(any error)' })
   expect(reply.status).toBe(status)
   expect(typeof reply.body?.error).toBe('string')
   expect(reply.body.error.length).toBeGreaterThan(0)

@@ -45,13 +45,20 @@ describe('POST /api/orders', () => {
     const product = await createProduct(admin.token, { inventory: 3 })
     expect((await order(alice.token, [{ product_id: product.id, quantity: 3 }])).status).toBe(201)
     expect(await inventoryOf(product.id)).toBe(0)
-    expectError(await order(alice.token, [{ product_id: product.id, quantity: 1 }]), 409, new RegExp(`\\b${product.id}\\b`))
+    expectError(
+      await order(alice.token, [{ product_id: product.id, quantity: 1 }]),
+      409,
+      new RegExp(`\\b${product.id}\\b`),
+    )
   })
 
   test('price snapshots: a later price change does not rewrite the order', async () => {
     const product = await createProduct(admin.token, { price_cents: 500, inventory: 5 })
     const placed = await order(alice.token, [{ product_id: product.id, quantity: 1 }])
-    await call('PUT', `/api/products/${product.id}`, { token: admin.token, body: { price_cents: 900, name: 'Renamed' } })
+    await call('PUT', `/api/products/${product.id}`, {
+      token: admin.token,
+      body: { price_cents: 900, name: 'Renamed' },
+    })
     const reread = await call('GET', `/api/orders/${placed.body.id}`, { token: alice.token })
     expect(reread.body.items[0]).toMatchObject({ unit_price_cents: 500, name: product.name })
     expect(reread.body.total_cents).toBe(500)
@@ -82,32 +89,57 @@ describe('POST /api/orders', () => {
         },
         undefined,
       ],
-      ['inactive product → 409', 409, async (): Promise<number> => (await createProduct(admin.token, { is_active: false })).id, /not active/],
-      ['insufficient inventory → 409', 409, async (): Promise<number> => (await createProduct(admin.token, { inventory: 1 })).id, /[Ii]nsufficient/],
-    ] as const)('%s, naming the product, with the other lines untouched', async (_case, status, makeProductId, message) => {
-      const fine = await createProduct(admin.token, { inventory: 10 })
-      const badId = await makeProductId()
-      const ordersBefore = await countRows('orders')
-      const itemsBefore = await countRows('order_items')
-      const reply = await order(alice.token, [
-        { product_id: fine.id, quantity: 2 },
-        { product_id: badId, quantity: 2 },
-      ])
-      expectError(reply, status, message ?? new RegExp(`\\b${badId}\\b`))
-      expect(reply.body.error).toContain(String(badId))
-      expect(await inventoryOf(fine.id)).toBe(10)
-      expect(await countRows('orders')).toBe(ordersBefore)
-      expect(await countRows('order_items')).toBe(itemsBefore)
-    })
+      [
+        'inactive product → 409',
+        409,
+        async (): Promise<number> => (await createProduct(admin.token, { is_active: false })).id,
+        /not active/,
+      ],
+      [
+        'insufficient inventory → 409',
+        409,
+        async (): Promise<number> => (await createProduct(admin.token, { inventory: 1 })).id,
+        /[Ii]nsufficient/,
+      ],
+    ] as const)(
+      '%s, naming the product, with the other lines untouched',
+      async (_case, status, makeProductId, message) => {
+        const fine = await createProduct(admin.token, { inventory: 10 })
+        const badId = await makeProductId()
+        const ordersBefore = await countRows('orders')
+        const itemsBefore = await countRows('order_items')
+        const reply = await order(alice.token, [
+          { product_id: fine.id, quantity: 2 },
+          { product_id: badId, quantity: 2 },
+        ])
+        expectError(reply, status, message ?? new RegExp(`\\b${badId}\\b`))
+        expect(reply.body.error).toContain(String(badId))
+        expect(await inventoryOf(fine.id)).toBe(10)
+        expect(await countRows('orders')).toBe(ordersBefore)
+        expect(await countRows('order_items')).toBe(itemsBefore)
+      },
+    )
 
     test('404 wins over 409 when both happen in one order', async () => {
       const inactive = await createProduct(admin.token, { is_active: false })
-      expectError(await order(alice.token, [{ product_id: inactive.id, quantity: 1 }, { product_id: 2147483001, quantity: 1 }]), 404)
+      expectError(
+        await order(alice.token, [
+          { product_id: inactive.id, quantity: 1 },
+          { product_id: 2147483001, quantity: 1 },
+        ]),
+        404,
+      )
     })
 
     test('merged quantities are checked together against the stock', async () => {
       const product = await createProduct(admin.token, { inventory: 5 })
-      expectError(await order(alice.token, [{ product_id: product.id, quantity: 3 }, { product_id: product.id, quantity: 3 }]), 409)
+      expectError(
+        await order(alice.token, [
+          { product_id: product.id, quantity: 3 },
+          { product_id: product.id, quantity: 3 },
+        ]),
+        409,
+      )
       expect(await inventoryOf(product.id)).toBe(5)
     })
   })
@@ -134,7 +166,14 @@ describe('POST /api/orders', () => {
   })
 
   test('malformed JSON → 400', async () => {
-    expectError(await call('POST', '/api/orders', { token: alice.token, rawBody: '{"items": [', headers: { 'content-type': 'application/json' } }), 400)
+    expectError(
+      await call('POST', '/api/orders', {
+        token: alice.token,
+        rawBody: '{"items": [',
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+    )
   })
 
   test('no token → 401; an admin token → 403; nothing is taken', async () => {
@@ -154,7 +193,8 @@ describe('reading orders', () => {
     carol = await registerCustomer('carol')
     const product = await createProduct(admin.token, { inventory: 100 })
     carolOrders = []
-    for (let i = 0; i < 3; i++) carolOrders.push((await order(carol.token, [{ product_id: product.id, quantity: 1 }])).body.id)
+    for (let i = 0; i < 3; i++)
+      carolOrders.push((await order(carol.token, [{ product_id: product.id, quantity: 1 }])).body.id)
     await order(bob.token, [{ product_id: product.id, quantity: 1 }])
   })
 
@@ -163,7 +203,11 @@ describe('reading orders', () => {
     expect(reply.status).toBe(200)
     expect(reply.body).toMatchObject({ page: 1, limit: 10, total: 3, total_pages: 1 })
     expect(reply.body.data.map((o: { id: number }) => o.id)).toEqual([...carolOrders].reverse())
-    expect(reply.body.data.every((o: { user_id: number; items: unknown[] }) => o.user_id === carol.user.id && o.items.length === 1)).toBe(true)
+    expect(
+      reply.body.data.every(
+        (o: { user_id: number; items: unknown[] }) => o.user_id === carol.user.id && o.items.length === 1,
+      ),
+    ).toBe(true)
     const second = await call('GET', '/api/orders/me?page=2&limit=2', { token: carol.token })
     expect(second.body).toMatchObject({ page: 2, limit: 2, total: 3, total_pages: 2 })
     expect(second.body.data.map((o: { id: number }) => o.id)).toEqual([carolOrders[0]])
@@ -194,9 +238,12 @@ describe('reading orders', () => {
     expect(cancelled.body.total).toBe(0)
   })
 
-  test.each(['status=shipped', 'status=', 'user_id=abc', 'user_id=0', 'page=-1', 'limit=x'])('admin /orders?%s → 400', async (query) => {
-    expectError(await call('GET', `/api/orders?${query}`, { token: admin.token }), 400)
-  })
+  test.each(['status=shipped', 'status=', 'user_id=abc', 'user_id=0', 'page=-1', 'limit=x'])(
+    'admin /orders?%s → 400',
+    async (query) => {
+      expectError(await call('GET', `/api/orders?${query}`, { token: admin.token }), 400)
+    },
+  )
 
   test('admin /orders: no token → 401, customer → 403', async () => {
     expectError(await call('GET', '/api/orders'), 401)

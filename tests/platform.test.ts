@@ -57,8 +57,10 @@ describe('OpenAPI', () => {
       expect(operation.tags?.length).toBeGreaterThan(0)
       expect(Object.keys(operation.responses).length).toBeGreaterThan(0)
       expect(Boolean(operation.security?.some((scheme: object) => 'bearerAuth' in scheme))).toBe(secured)
-      if (['post', 'put'].includes(method)) expect(operation.requestBody.content['application/json'].schema.type).toBe('object')
-      if (secured) expect(operation.responses['401'].content['application/json'].schema.properties.error.type).toBe('string')
+      if (['post', 'put'].includes(method))
+        expect(operation.requestBody.content['application/json'].schema.type).toBe('object')
+      if (secured)
+        expect(operation.responses['401'].content['application/json'].schema.properties.error.type).toBe('string')
     }
     const orderSchema = doc.paths['/api/orders'].post.responses['201'].content['application/json'].schema
     expect(orderSchema.required).toEqual(expect.arrayContaining(['id', 'user_id', 'status', 'total_cents', 'items']))
@@ -72,7 +74,13 @@ describe('every failure is a JSON {error}', () => {
   })
 
   test('malformed JSON → 400', async () => {
-    expectError(await call('POST', '/api/auth/register', { rawBody: '{"email": ', headers: { 'content-type': 'application/json' } }), 400)
+    expectError(
+      await call('POST', '/api/auth/register', {
+        rawBody: '{"email": ',
+        headers: { 'content-type': 'application/json' },
+      }),
+      400,
+    )
   })
 
   test('database failures map to contract codes without SQL text', async () => {
@@ -81,11 +89,16 @@ describe('every failure is a JSON {error}', () => {
     await insert()
     const duplicate = await insert().catch((error: unknown) => error)
     expect(describeFailure('UNKNOWN', duplicate)).toEqual({ status: 409, error: 'Duplicate value' })
-    const negative = await sql`INSERT INTO products (name, price_cents) VALUES ('x', -1)`.catch((error: unknown) => error)
+    const negative = await sql`INSERT INTO products (name, price_cents) VALUES ('x', -1)`.catch(
+      (error: unknown) => error,
+    )
     expect(describeFailure('UNKNOWN', negative)).toEqual({ status: 400, error: 'Value violates a data rule' })
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
     expect(describeFailure('UNKNOWN', refused)).toEqual({ status: 503, error: 'Database unavailable, try again later' })
-    expect(describeFailure('UNKNOWN', new TypeError('x is undefined'))).toEqual({ status: 500, error: 'Internal server error' })
+    expect(describeFailure('UNKNOWN', new TypeError('x is undefined'))).toEqual({
+      status: 500,
+      error: 'Internal server error',
+    })
   })
 })
 
@@ -94,7 +107,13 @@ describe('configuration', () => {
 
   test('defaults fill everything but JWT_SECRET', () => {
     const config = parseConfig(valid)
-    expect(config).toMatchObject({ PORT: 3000, REDIS_URL: 'redis://127.0.0.1:6379', JWT_EXPIRES_IN: '1h', LOG_LEVEL: 'info', WORKER_CONCURRENCY: 10 })
+    expect(config).toMatchObject({
+      PORT: 3000,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      JWT_EXPIRES_IN: '1h',
+      LOG_LEVEL: 'info',
+      WORKER_CONCURRENCY: 10,
+    })
   })
 
   test.each([
@@ -121,7 +140,12 @@ describe('configuration', () => {
     // Run from an empty folder so that no .env file supplies the secret.
     const child = Bun.spawn(['bun', new URL('../src/server.ts', import.meta.url).pathname], {
       cwd: mkdtempSync(join(tmpdir(), 'no-env-')),
-      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/tmp', PORT: '0', DATABASE_URL: process.env.DATABASE_URL! },
+      env: {
+        PATH: process.env.PATH!,
+        HOME: process.env.HOME ?? '/tmp',
+        PORT: '0',
+        DATABASE_URL: process.env.DATABASE_URL!,
+      },
       stdout: 'pipe',
       stderr: 'pipe',
     })

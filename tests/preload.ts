@@ -5,7 +5,8 @@ import { runMigrations } from '../src/db/migrate'
 
 const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/order_api_test'
 const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1))
-if (!databaseName.endsWith('_test')) throw new Error(`Refusing to reset ${databaseName}: test database names end in _test`)
+if (!databaseName.endsWith('_test'))
+  throw new Error(`Refusing to reset ${databaseName}: test database names end in _test`)
 
 // Concurrency tests fire hundreds of requests on a shared 2-core machine; no test asserts a time.
 setDefaultTimeout(60_000)

@@ -76,12 +76,24 @@ describe('GET /api/products', () => {
     }
   })
 
-  test.each(['page=0', 'page=-1', 'page=abc', 'page=1.5', 'page=1e3', 'page=', 'limit=0', 'limit=-5', 'limit=ten', 'limit=2.5', 'active=yes', 'active=1', 'active=TRUE', 'page=99999999999'])(
-    '?%s → 400',
-    async (query) => {
-      expectError(await call('GET', `/api/products?${query}`), 400)
-    },
-  )
+  test.each([
+    'page=0',
+    'page=-1',
+    'page=abc',
+    'page=1.5',
+    'page=1e3',
+    'page=',
+    'limit=0',
+    'limit=-5',
+    'limit=ten',
+    'limit=2.5',
+    'active=yes',
+    'active=1',
+    'active=TRUE',
+    'page=99999999999',
+  ])('?%s → 400', async (query) => {
+    expectError(await call('GET', `/api/products?${query}`), 400)
+  })
 })
 
 describe('GET /api/products/:id', () => {
@@ -105,12 +117,24 @@ describe('POST /api/products', () => {
   test('creates with defaults: inventory 0, active, description null', async () => {
     const reply = await call('POST', '/api/products', { token: admin, body: { name: 'Plain', price_cents: 0 } })
     expect(reply.status).toBe(201)
-    expect(reply.body).toMatchObject({ name: 'Plain', price_cents: 0, inventory: 0, is_active: true, description: null })
+    expect(reply.body).toMatchObject({
+      name: 'Plain',
+      price_cents: 0,
+      inventory: 0,
+      is_active: true,
+      description: null,
+    })
     expect((await call('GET', `/api/products/${reply.body.id}`)).body).toEqual(reply.body)
   })
 
   test('takes every field', async () => {
-    const body = { name: 'Water Bottle', description: '24oz stainless steel', price_cents: 2499, inventory: 20, is_active: false }
+    const body = {
+      name: 'Water Bottle',
+      description: '24oz stainless steel',
+      price_cents: 2499,
+      inventory: 20,
+      is_active: false,
+    }
     const reply = await call('POST', '/api/products', { token: admin, body })
     expect(reply.status).toBe(201)
     expect(reply.body).toMatchObject(body)
@@ -136,25 +160,44 @@ describe('POST /api/products', () => {
   })
 
   test('a name of exactly 200 characters is accepted', async () => {
-    expect((await call('POST', '/api/products', { token: admin, body: { name: 'n'.repeat(200), price_cents: 1 } })).status).toBe(201)
+    expect(
+      (await call('POST', '/api/products', { token: admin, body: { name: 'n'.repeat(200), price_cents: 1 } })).status,
+    ).toBe(201)
   })
 })
 
 describe('PUT /api/products/:id', () => {
   test('updates any subset and bumps updated_at', async () => {
     const product = await createProduct(admin, { price_cents: 2499, inventory: 20 })
-    const reply = await call('PUT', `/api/products/${product.id}`, { token: admin, body: { price_cents: 2199, inventory: 15 } })
+    const reply = await call('PUT', `/api/products/${product.id}`, {
+      token: admin,
+      body: { price_cents: 2199, inventory: 15 },
+    })
     expect(reply.status).toBe(200)
-    expect(reply.body).toMatchObject({ id: product.id, name: product.name, price_cents: 2199, inventory: 15, is_active: true })
+    expect(reply.body).toMatchObject({
+      id: product.id,
+      name: product.name,
+      price_cents: 2199,
+      inventory: 15,
+      is_active: true,
+    })
     expect(reply.body.updated_at >= (product as unknown as { updated_at: string }).updated_at).toBe(true)
-    const cleared = await call('PUT', `/api/products/${product.id}`, { token: admin, body: { description: null, is_active: false } })
+    const cleared = await call('PUT', `/api/products/${product.id}`, {
+      token: admin,
+      body: { description: null, is_active: false },
+    })
     expect(cleared.body).toMatchObject({ description: null, is_active: false, price_cents: 2199 })
   })
 
   test('fields left out keep their values (an inactive product stays inactive)', async () => {
     const product = await createProduct(admin, { is_active: false, description: 'kept' })
     const reply = await call('PUT', `/api/products/${product.id}`, { token: admin, body: { name: 'Renamed' } })
-    expect(reply.body).toMatchObject({ name: 'Renamed', is_active: false, description: 'kept', price_cents: product.price_cents })
+    expect(reply.body).toMatchObject({
+      name: 'Renamed',
+      is_active: false,
+      description: 'kept',
+      price_cents: product.price_cents,
+    })
   })
 
   test.each([
@@ -188,11 +231,16 @@ describe('DELETE /api/products/:id', () => {
 
   test('orders containing the product keep their line items', async () => {
     const product = await createProduct(admin, { price_cents: 777, inventory: 5 })
-    const order = await call('POST', '/api/orders', { token: customer, body: { items: [{ product_id: product.id, quantity: 2 }] } })
+    const order = await call('POST', '/api/orders', {
+      token: customer,
+      body: { items: [{ product_id: product.id, quantity: 2 }] },
+    })
     expect(order.status).toBe(201)
     expect((await call('DELETE', `/api/products/${product.id}`, { token: admin })).status).toBe(204)
     const after = await call('GET', `/api/orders/${order.body.id}`, { token: customer })
-    expect(after.body.items).toEqual([{ product_id: product.id, name: product.name, unit_price_cents: 777, quantity: 2, line_total_cents: 1554 }])
+    expect(after.body.items).toEqual([
+      { product_id: product.id, name: product.name, unit_price_cents: 777, quantity: 2, line_total_cents: 1554 },
+    ])
   })
 })
 

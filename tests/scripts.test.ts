@@ -18,7 +18,12 @@ const env = {
 }
 
 async function run(script: string[], extraEnv: Record<string, string> = {}) {
-  const child = Bun.spawn(['bun', 'run', '--silent', ...script], { cwd: root, env: { ...env, ...extraEnv }, stdout: 'pipe', stderr: 'pipe' })
+  const child = Bun.spawn(['bun', 'run', '--silent', ...script], {
+    cwd: root,
+    env: { ...env, ...extraEnv },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
   const code = await child.exited
   return { code, stdout: await new Response(child.stdout).text(), stderr: await new Response(child.stderr).text() }
 }
@@ -42,8 +47,12 @@ describe('bun run db:migrate / db:seed / user:role', () => {
   test('db:migrate creates the missing database and applies every migration; a second run is a no-op', async () => {
     expect((await run(['db:migrate'])).code).toBe(0)
     expect((await run(['db:migrate'])).code).toBe(0)
-    const tables = await db<{ table_name: string }[]>`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`
-    expect(tables.map((row) => row.table_name)).toEqual(expect.arrayContaining(['users', 'products', 'orders', 'order_items']))
+    const tables = await db<
+      { table_name: string }[]
+    >`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`
+    expect(tables.map((row) => row.table_name)).toEqual(
+      expect.arrayContaining(['users', 'products', 'orders', 'order_items']),
+    )
   })
 
   test('the database refuses negative inventory and prices, zero quantities and duplicate emails in any case', async () => {
@@ -62,7 +71,8 @@ describe('bun run db:migrate / db:seed / user:role', () => {
 
   test('db:seed loads at least 12 products, some inactive, and the admin; running it again changes nothing', async () => {
     expect((await run(['db:seed'])).code).toBe(0)
-    const count = async () => (await db`SELECT count(*)::int AS n, count(*) FILTER (WHERE NOT is_active)::int AS inactive FROM products`)[0]!
+    const count = async () =>
+      (await db`SELECT count(*)::int AS n, count(*) FILTER (WHERE NOT is_active)::int AS inactive FROM products`)[0]!
     const first = await count()
     expect(first.n).toBeGreaterThanOrEqual(12)
     expect(first.inactive).toBeGreaterThan(0)

@@ -12,3 +12,6 @@ export const sql = postgres(config.DATABASE_URL, {
 export const db = drizzle(sql, { schema })
 
 export type Database = typeof db
+
+/** A Drizzle transaction, for helpers that must write inside the caller's transaction. */
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0]

@@ -5,6 +5,7 @@ import {
   check,
   index,
   integer,
+  jsonb,
   pgEnum,
   pgTable,
   primaryKey,
@@ -52,7 +53,9 @@ export const products = pgTable(
   (table) => [
     check('products_price_cents_nonnegative', sql`${table.priceCents} >= 0`),
     check('products_inventory_nonnegative', sql`${table.inventory} >= 0`),
-    index('products_listed_idx').on(table.isActive, table.id).where(sql`${table.deletedAt} IS NULL`),
+    index('products_listed_idx')
+      .on(table.isActive, table.id)
+      .where(sql`${table.deletedAt} IS NULL`),
   ],
 )
 
@@ -96,6 +99,69 @@ export const orderItems = pgTable(
     index('order_items_product_id_idx').on(table.productId),
     check('order_items_quantity_positive', sql`${table.quantity} > 0`),
     check('order_items_unit_price_nonnegative', sql`${table.unitPriceCents} >= 0`),
+  ],
+)
+
+/**
+ * Transactional outbox: a job is written here in the same transaction as the change that
+ * causes it, then relayed to BullMQ with jobId = id, so a Redis outage delays jobs but never
+ * loses them, and relaying a row twice is harmless.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    queue: varchar('queue', { length: 64 }).notNull(),
+    name: varchar('name', { length: 64 }).notNull(),
+    payload: jsonb('payload').notNull(),
+    createdAt: createdAt(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+  },
+  (table) => [
+    index('outbox_unsent_idx')
+      .on(table.id)
+      .where(sql`${table.sentAt} IS NULL`),
+  ],
+)
+
+/** Messages sent to customers; the dedupe key makes a re-run of the same job a no-op. */
+export const notifications = pgTable(
+  'notifications',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    dedupeKey: varchar('dedupe_key', { length: 128 }).notNull(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id),
+    orderId: integer('order_id').references(() => orders.id),
+    transport: varchar('transport', { length: 16 }).notNull(),
+    recipient: varchar('recipient', { length: 254 }).notNull(),
+    subject: text('subject').notNull(),
+    body: text('body').notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('notifications_dedupe_key').on(table.dedupeKey),
+    index('notifications_order_id_idx').on(table.orderId),
+  ],
+)
+
+/** Who did what to which entity; job_key (the outbox id) makes a re-run of the same job a no-op. */
+export const auditLogs = pgTable(
+  'audit_logs',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    jobKey: varchar('job_key', { length: 64 }).notNull(),
+    actorId: integer('actor_id'),
+    action: varchar('action', { length: 64 }).notNull(),
+    entity: varchar('entity', { length: 64 }).notNull(),
+    entityId: integer('entity_id').notNull(),
+    details: jsonb('details').notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('audit_logs_job_key').on(table.jobKey),
+    index('audit_logs_entity_idx').on(table.entity, table.entityId),
   ],
 )
 

@@ -28,7 +28,9 @@ function describeValidation(error: ValidationError): Failure {
   })
   const first = details[0]
   const where = error.type === 'params' ? 'path parameter' : error.type
-  const error_ = first ? `Invalid ${where}: ${first.path === '/' ? '' : `${first.path.slice(1)}: `}${first.message}` : `Invalid ${where}`
+  const error_ = first
+    ? `Invalid ${where}: ${first.path === '/' ? '' : `${first.path.slice(1)}: `}${first.message}`
+    : `Invalid ${where}`
   return { status: 400, error: error_, details }
 }
 
@@ -57,10 +59,13 @@ export function describeFailure(code: string | number, error: unknown): Failure 
   return { status: 500, error: 'Internal server error' }
 }
 
-export const errorHandler = new Elysia({ name: 'error-handler' }).onError({ as: 'global' }, ({ code, error, set, request }) => {
-  const failure = describeFailure(code, error)
-  if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
-  set.status = failure.status
-  set.headers['content-type'] = 'application/json; charset=utf-8'
-  return failure.details ? { error: failure.error, details: failure.details } : { error: failure.error }
-})
+export const errorHandler = new Elysia({ name: 'error-handler' }).onError(
+  { as: 'global' },
+  ({ code, error, set, request }) => {
+    const failure = describeFailure(code, error)
+    if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
+    set.status = failure.status
+    set.headers['content-type'] = 'application/json; charset=utf-8'
+    return failure.details ? { error: failure.error, details: failure.details } : { error: failure.error }
+  },
+)

@@ -24,13 +24,13 @@ export const decodesTo = <T extends TSchema>(schema: TSchema) => schema as unkno
 export const positiveIntegerString = (name: string, max: number, description: string) =>
   decodesTo<TInteger>(
     t
-    .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description, examples: ['1'] }))
-    .Decode((value) => {
-      const number = Number(value)
-      if (number > max) throw badRequest(`${name} must be at most ${max}`)
-      return number
-    })
-    .Encode(String),
+      .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description, examples: ['1'] }))
+      .Decode((value) => {
+        const number = Number(value)
+        if (number > max) throw badRequest(`${name} must be at most ${max}`)
+        return number
+      })
+      .Encode(String),
   )
 
 export const IdParams = t.Object({ id: positiveIntegerString('id', INT4_MAX, 'Positive integer id') })
@@ -43,7 +43,13 @@ export const PaginationQuery = {
   limit: t.Optional(
     decodesTo<TInteger>(
       t
-        .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description: `Page size (default 10, capped at ${MAX_PAGE_SIZE})` }))
+        .Transform(
+          t.String({
+            pattern: '^[1-9][0-9]*$',
+            maxLength: 32,
+            description: `Page size (default 10, capped at ${MAX_PAGE_SIZE})`,
+          }),
+        )
         .Decode((value) => Math.min(Number(value), MAX_PAGE_SIZE))
         .Encode(String),
     ),

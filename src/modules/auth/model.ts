@@ -7,11 +7,19 @@ const Email = t.String({
   description: 'Email address; trimmed and lower-cased',
   examples: ['ada@example.com'],
 })
-const Password = t.String({ minLength: 8, maxLength: 128, description: '8 to 128 characters', examples: ['correct horse battery'] })
+const Password = t.String({
+  minLength: 8,
+  maxLength: 128,
+  description: '8 to 128 characters',
+  examples: ['correct horse battery'],
+})
 
 export const Credentials = t.Object({ email: Email, password: Password })
 // Login checks nothing but the match, so any too-short/too-long password simply fails as 401.
-export const LoginBody = t.Object({ email: t.String({ maxLength: 254, examples: ['ada@example.com'] }), password: t.String({ maxLength: 1024 }) })
+export const LoginBody = t.Object({
+  email: t.String({ maxLength: 254, examples: ['ada@example.com'] }),
+  password: t.String({ maxLength: 1024 }),
+})
 
 export const Role = t.Union([t.Literal('customer'), t.Literal('admin')])
 export type Role = Static<typeof Role>

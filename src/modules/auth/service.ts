@@ -54,7 +54,10 @@ export async function findUser(id: number): Promise<User | undefined> {
 export async function upsertUser(email: string, password: string, role: Role): Promise<User> {
   const passwordHash = await hashPassword(password)
   const normalized = normalizeEmail(email)
-  const [existing] = await db.select({ id: users.id }).from(users).where(eq(sql`lower(${users.email})`, normalized))
+  const [existing] = await db
+    .select({ id: users.id })
+    .from(users)
+    .where(eq(sql`lower(${users.email})`, normalized))
   const [row] = existing
     ? await db.update(users).set({ passwordHash, role }).where(eq(users.id, existing.id)).returning()
     : await db.insert(users).values({ email: normalized, passwordHash, role }).returning()

@@ -1,6 +1,7 @@
 import { Type as t } from '@sinclair/typebox'
 import { Elysia } from 'elysia'
 import { sql } from '../../db/client'
+import { pingRedis } from '../../jobs/redis'
 
 const Check = t.Object({ status: t.Union([t.Literal('ok'), t.Literal('error')]), error: t.Optional(t.String()) })
 
@@ -13,6 +14,10 @@ async function checkPostgres() {
   }
 }
 
+async function checkRedis() {
+  return (await pingRedis()) ? { status: 'ok' as const } : { status: 'error' as const, error: 'Redis is not answering' }
+}
+
 export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['Health'] } })
   .get('', () => ({ status: 'ok' as const }), {
     response: t.Object({ status: t.Literal('ok') }),
@@ -21,7 +26,8 @@ export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['He
   .get(
     '/ready',
     async ({ set }) => {
-      const checks = { postgres: await checkPostgres() }
+      const [postgres, redis] = await Promise.all([checkPostgres(), checkRedis()])
+      const checks = { postgres, redis }
       const ready = Object.values(checks).every((check) => check.status === 'ok')
       if (!ready) set.status = 503
       return { status: ready ? ('ok' as const) : ('unavailable' as const), checks }

@@ -30,16 +30,12 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     response: { 200: pageOf(Order), ...errorResponses(400, 401) },
     detail: { summary: 'My orders, newest first' },
   })
-  .get(
-    '',
-    ({ query }) => listAllOrders({ status: query.status, userId: query.user_id }, pagination(query)),
-    {
-      auth: 'admin',
-      query: AllOrdersQuery,
-      response: { 200: pageOf(Order), ...errorResponses(400, 401, 403) },
-      detail: { summary: 'All orders, newest first (admin)' },
-    },
-  )
+  .get('', ({ query }) => listAllOrders({ status: query.status, userId: query.user_id }, pagination(query)), {
+    auth: 'admin',
+    query: AllOrdersQuery,
+    response: { 200: pageOf(Order), ...errorResponses(400, 401, 403) },
+    detail: { summary: 'All orders, newest first (admin)' },
+  })
   .get('/:id', ({ params, principal }) => getOrder(params.id, principal), {
     auth: true,
     params: IdParams,

@@ -17,7 +17,16 @@ export const CreateOrderBody = t.Object(
       description: '1-50 lines; lines naming the same product are merged',
     }),
   },
-  { examples: [{ items: [{ product_id: 1, quantity: 2 }, { product_id: 2, quantity: 1 }] }] },
+  {
+    examples: [
+      {
+        items: [
+          { product_id: 1, quantity: 2 },
+          { product_id: 2, quantity: 1 },
+        ],
+      },
+    ],
+  },
 )
 export type CreateOrderBody = Static<typeof CreateOrderBody>
 

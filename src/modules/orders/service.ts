@@ -4,6 +4,8 @@ import { orderItems, orders } from '../../db/schema'
 import { conflict, notFound } from '../../lib/errors'
 import { logger } from '../../lib/logger'
 import { paged } from '../../lib/model'
+import { QUEUES } from '../../jobs/definitions'
+import { outboxWritten } from '../../jobs/outbox'
 import type { Principal } from '../auth/guard'
 import type { CreateOrderBody, Order, OrderStatus } from './model'
 
@@ -91,6 +93,17 @@ async function takeStockAndInsertOrder(userId: number, productIds: number[], qua
         SELECT o.id, t.product_id, t.name, t.price_cents, t.quantity, t.price_cents::bigint * t.quantity
         FROM placed o CROSS JOIN taken t
         RETURNING *
+      ),
+      -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
+      jobs AS (
+        INSERT INTO outbox (queue, name, payload)
+        SELECT ${QUEUES.orderConfirmation}, 'order.confirmation', jsonb_build_object('orderId', o.id) FROM placed o
+        UNION ALL
+        SELECT ${QUEUES.audit}, 'audit', jsonb_build_object(
+          'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
+          'details', jsonb_build_object('totalCents', o.total_cents,
+            'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t)))
+        FROM placed o
       )
       SELECT o.id, o.user_id, o.status, o.total_cents,
         to_char(o.created_at AT TIME ZONE 'UTC', ${ISO_8601}) AS created_at,
@@ -126,6 +139,7 @@ export async function placeOrder(userId: number, body: CreateOrderBody): Promise
   for (let attempt = 1; ; attempt++) {
     try {
       const placed = await takeStockAndInsertOrder(userId, productIds, quantities)
+      outboxWritten()
       return {
         id: placed.id,
         user_id: placed.user_id,

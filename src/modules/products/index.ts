@@ -19,8 +19,8 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
   })
   .post(
     '',
-    async ({ body, set }) => {
-      const product = await createProduct(body)
+    async ({ body, principal, set }) => {
+      const product = await createProduct(principal.id, body)
       set.status = 201
       return product
     },
@@ -31,7 +31,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
       detail: { summary: 'Create a product (admin)' },
     },
   )
-  .put('/:id', ({ params, body }) => updateProduct(params.id, body), {
+  .put('/:id', ({ params, body, principal }) => updateProduct(principal.id, params.id, body), {
     auth: 'admin',
     params: IdParams,
     body: UpdateProductBody,
@@ -40,8 +40,8 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
   })
   .delete(
     '/:id',
-    async ({ params, set }) => {
-      await deleteProduct(params.id)
+    async ({ params, principal, set }) => {
+      await deleteProduct(principal.id, params.id)
       set.status = 204
     },
     {

@@ -3,6 +3,8 @@ import { db } from '../../db/client'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
+import { auditJob, type AuditAction } from '../../jobs/definitions'
+import { enqueue, outboxWritten } from '../../jobs/outbox'
 import type { CreateProductBody, Product, UpdateProductBody } from './model'
 
 type ProductRow = typeof products.$inferSelect
@@ -39,47 +41,67 @@ export async function getProduct(id: number): Promise<Product> {
   return toProduct(row)
 }
 
-export async function createProduct(body: CreateProductBody): Promise<Product> {
-  const [row] = await db
-    .insert(products)
-    .values({
-      name: body.name,
-      description: body.description ?? null,
-      priceCents: body.price_cents,
-      inventory: body.inventory ?? 0,
-      isActive: body.is_active ?? true,
-    })
-    .returning()
-  return toProduct(row!)
+const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
+  auditJob({ actorId, action, entity: 'product', entityId: productId, details })
+
+export async function createProduct(actorId: number, body: CreateProductBody): Promise<Product> {
+  const product = await db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(products)
+      .values({
+        name: body.name,
+        description: body.description ?? null,
+        priceCents: body.price_cents,
+        inventory: body.inventory ?? 0,
+        isActive: body.is_active ?? true,
+      })
+      .returning()
+    const product = toProduct(row!)
+    await enqueue(tx, [productAudit('product.created', actorId, product.id, { product })])
+    return product
+  })
+  outboxWritten()
+  return product
 }
 
 const UPDATABLE = ['name', 'description', 'price_cents', 'inventory', 'is_active'] as const
 
-export async function updateProduct(id: number, body: UpdateProductBody): Promise<Product> {
+export async function updateProduct(actorId: number, id: number, body: UpdateProductBody): Promise<Product> {
   // Unknown fields are stripped before we get here, so `{"foo": 1}` arrives as `{}`.
-  if (!UPDATABLE.some((field) => body[field] !== undefined))
-    throw badRequest(`Provide at least one of: ${UPDATABLE.join(', ')}`)
-  const [row] = await db
-    .update(products)
-    .set({
-      name: body.name,
-      description: body.description,
-      priceCents: body.price_cents,
-      inventory: body.inventory,
-      isActive: body.is_active,
-      updatedAt: sql`now()`,
-    })
-    .where(and(eq(products.id, id), notDeleted))
-    .returning()
-  if (!row) throw productNotFound(id)
-  return toProduct(row)
+  const changes = Object.fromEntries(
+    UPDATABLE.filter((field) => body[field] !== undefined).map((field) => [field, body[field]]),
+  )
+  if (!Object.keys(changes).length) throw badRequest(`Provide at least one of: ${UPDATABLE.join(', ')}`)
+  const product = await db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(products)
+      .set({
+        name: body.name,
+        description: body.description,
+        priceCents: body.price_cents,
+        inventory: body.inventory,
+        isActive: body.is_active,
+        updatedAt: sql`now()`,
+      })
+      .where(and(eq(products.id, id), notDeleted))
+      .returning()
+    if (!row) throw productNotFound(id)
+    await enqueue(tx, [productAudit('product.updated', actorId, id, { changes })])
+    return toProduct(row)
+  })
+  outboxWritten()
+  return product
 }
 
-export async function deleteProduct(id: number): Promise<void> {
-  const [row] = await db
-    .update(products)
-    .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(products.id, id), notDeleted))
-    .returning({ id: products.id })
-  if (!row) throw productNotFound(id)
+export async function deleteProduct(actorId: number, id: number): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(products)
+      .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(products.id, id), notDeleted))
+      .returning({ id: products.id, name: products.name })
+    if (!row) throw productNotFound(id)
+    await enqueue(tx, [productAudit('product.deleted', actorId, id, { name: row.name })])
+  })
+  outboxWritten()
 }

@@ -1,0 +1,21 @@
+import type { Transaction } from '../db/client'
+import { outbox } from '../db/schema'
+import type { OutboxJob } from './definitions'
+
+type Listener = () => void
+const listeners = new Set<Listener>()
+
+/** Called after a transaction that wrote outbox rows commits, so the relay moves them at once. */
+export function outboxWritten() {
+  for (const listener of listeners) listener()
+}
+
+export function onOutboxWritten(listener: Listener) {
+  listeners.add(listener)
+  return () => listeners.delete(listener)
+}
+
+/** Writes jobs to the outbox inside the caller's transaction: they exist if and only if it commits. */
+export async function enqueue(tx: Transaction, jobs: OutboxJob[]) {
+  if (jobs.length) await tx.insert(outbox).values(jobs.map(({ queue, name, payload }) => ({ queue, name, payload })))
+}

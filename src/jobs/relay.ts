@@ -1,0 +1,113 @@
+import { sql } from '../db/client'
+import { logger } from '../lib/logger'
+import { jobIdForOutboxRow, type QueueName } from './definitions'
+import { onOutboxWritten } from './outbox'
+import type { Queues } from './redis'
+
+type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
+
+export type RelayOptions = { batchSize?: number; pollIntervalMs?: number; redisTimeoutMs?: number }
+
+/**
+ * Moves outbox rows into BullMQ. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of
+ * API processes can relay at once without sending a row twice; a row is marked sent only in the
+ * transaction that saw BullMQ accept it. While Redis is down the rows simply wait.
+ */
+export class OutboxRelay {
+  private readonly batchSize: number
+  private readonly pollIntervalMs: number
+  private readonly redisTimeoutMs: number
+  private timer: ReturnType<typeof setInterval> | undefined
+  private unsubscribe: (() => void) | undefined
+  private draining: Promise<void> | undefined
+  private wakeAgain = false
+  private stopped = false
+  private failing = false
+
+  constructor(
+    private readonly queues: Queues,
+    options: RelayOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 200
+    this.pollIntervalMs = options.pollIntervalMs ?? 1_000
+    this.redisTimeoutMs = options.redisTimeoutMs ?? 3_000
+  }
+
+  start() {
+    this.stopped = false
+    this.unsubscribe = onOutboxWritten(() => this.wake())
+    this.timer = setInterval(() => this.wake(), this.pollIntervalMs)
+    this.wake()
+    return this
+  }
+
+  /** Drains the outbox now; calls that arrive mid-drain schedule one more pass. */
+  wake() {
+    if (this.stopped) return
+    if (this.draining) {
+      this.wakeAgain = true
+      return
+    }
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined
+      if (this.wakeAgain) {
+        this.wakeAgain = false
+        this.wake()
+      }
+    })
+  }
+
+  /** Stops polling and waits for the batch in flight, after one last pass over what is pending. */
+  async stop() {
+    clearInterval(this.timer)
+    this.unsubscribe?.()
+    await this.draining
+    if (!this.stopped) await this.drain()
+    this.stopped = true
+  }
+
+  private async drain() {
+    try {
+      while ((await this.relayBatch()) === this.batchSize);
+      if (this.failing) logger.info('outbox relay: Redis is back, relaying again')
+      this.failing = false
+    } catch (error) {
+      if (!this.failing) logger.warn({ err: error }, 'outbox relay: cannot reach Redis, jobs wait in the outbox')
+      this.failing = true
+    }
+  }
+
+  /** Relays one batch; returns how many rows it moved. */
+  async relayBatch(): Promise<number> {
+    return sql.begin(async (tx) => {
+      const rows = await tx<OutboxRow[]>`
+        SELECT id, queue, name, payload FROM outbox
+        WHERE sent_at IS NULL ORDER BY id LIMIT ${this.batchSize}
+        FOR UPDATE SKIP LOCKED`
+      if (!rows.length) return 0
+      const byQueue = Map.groupBy(rows, (row) => row.queue)
+      await this.withTimeout(
+        Promise.all(
+          [...byQueue].map(([queue, jobs]) =>
+            this.queues[queue].addBulk(
+              jobs.map((row) => ({ name: row.name, data: row.payload, opts: { jobId: jobIdForOutboxRow(row.id) } })),
+            ),
+          ),
+        ),
+      )
+      await tx`UPDATE outbox SET sent_at = now() WHERE id = ANY(${rows.map((row) => row.id)}::bigint[])`
+      return rows.length
+    })
+  }
+
+  private withTimeout<T>(work: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Redis did not answer within ${this.redisTimeoutMs} ms`)),
+        this.redisTimeoutMs,
+      )
+    })
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
+  }
+}

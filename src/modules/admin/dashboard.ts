@@ -1,0 +1,62 @@
+import { createBullBoard } from '@bull-board/api'
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
+import { ElysiaAdapter } from '@bull-board/elysia'
+import { Elysia } from 'elysia'
+import { createHash } from 'node:crypto'
+import { producer } from '../../jobs/redis'
+import { logger } from '../../lib/logger'
+import { verifyCredentials } from '../auth/service'
+
+export const DASHBOARD_PATH = '/admin/queues'
+
+// A browser cannot send a bearer header to a page, so the dashboard asks for HTTP basic auth
+// with an admin's email and password. A verified header is remembered for a few minutes, so
+// the dashboard's polling does not run a slow password hash on every request.
+const VERIFIED_FOR_MS = 5 * 60_000
+const verified = new Map<string, number>()
+
+async function isAdmin(header: string | null): Promise<boolean> {
+  const match = header?.match(/^Basic\s+([A-Za-z0-9+/=]+)$/i)
+  if (!match) return false
+  const key = createHash('sha256').update(match[1]!).digest('hex')
+  const until = verified.get(key)
+  if (until && until > Date.now()) return true
+  const decoded = Buffer.from(match[1]!, 'base64').toString()
+  const colon = decoded.indexOf(':')
+  if (colon < 1) return false
+  try {
+    const user = await verifyCredentials(decoded.slice(0, colon), decoded.slice(colon + 1))
+    if (user.role !== 'admin') return false
+  } catch {
+    return false
+  }
+  if (verified.size > 1_000) verified.clear()
+  verified.set(key, Date.now() + VERIFIED_FOR_MS)
+  return true
+}
+
+const challenge = () =>
+  new Response(JSON.stringify({ error: 'Admin credentials required' }), {
+    status: 401,
+    headers: { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="Order API queues", charset="UTF-8"' },
+  })
+
+/** Bull Board at /admin/queues, for admins only (HTTP basic auth). */
+export async function queueDashboard() {
+  const serverAdapter = new ElysiaAdapter(DASHBOARD_PATH)
+  createBullBoard({
+    queues: Object.values(producer().queues).map((queue) => new BullMQAdapter(queue)),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'Order API queues' } },
+  })
+  const board = await serverAdapter.registerPlugin()
+  return new Elysia({ name: 'queue-dashboard' })
+    .onRequest(async ({ request }) => {
+      const path = new URL(request.url).pathname
+      if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return
+      if (await isAdmin(request.headers.get('authorization'))) return
+      logger.debug({ path }, 'queue dashboard: credentials refused')
+      return challenge()
+    })
+    .use(board)
+}

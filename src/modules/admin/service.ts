@@ -1,0 +1,42 @@
+import { sql } from '../../db/client'
+import { QUEUE_NAMES, type QueueName } from '../../jobs/definitions'
+import { producer } from '../../jobs/redis'
+import { HttpError } from '../../lib/errors'
+
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
+
+const redisUnavailable = () => new HttpError(503, 'Redis unavailable, try again later')
+
+async function outboxBacklog() {
+  const [row] = await sql<{ backlog: number; oldest_seconds: number | null }[]>`
+    SELECT count(*)::int AS backlog, extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+    FROM outbox WHERE sent_at IS NULL`
+  return { backlog: row!.backlog, oldest_pending_seconds: row!.oldest_seconds }
+}
+
+export async function queueOverview() {
+  const { queues } = producer()
+  const [counts, outbox] = await Promise.all([
+    Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts(...JOB_STATES)] as const)),
+    outboxBacklog(),
+  ]).catch((error) => {
+    if (error instanceof Error && /Redis|Stream|ECONNREFUSED|Connection/i.test(error.message)) throw redisUnavailable()
+    throw error
+  })
+  const perQueue = Object.fromEntries(
+    counts.map(([name, jobCounts]) => [name, Object.fromEntries(JOB_STATES.map((state) => [state, jobCounts[state] ?? 0]))]),
+  ) as Record<QueueName, Record<(typeof JOB_STATES)[number], number>>
+  return { queues: perQueue, outbox }
+}
+
+/** Moves every failed job of a queue back to waiting; returns how many there were. */
+export async function retryFailed(name: QueueName) {
+  const queue = producer().queues[name]
+  try {
+    const failed = await queue.getFailedCount()
+    if (failed) await queue.retryJobs({ state: 'failed', count: 1000 })
+    return { queue: name, retried: failed }
+  } catch {
+    throw redisUnavailable()
+  }
+}
