@@ -77,3 +77,26 @@ export async function countRows(table: 'orders' | 'order_items' | 'products' | '
   const [row] = await sql<{ count: string }[]>`SELECT count(*) FROM ${sql(table)}`
   return Number(row!.count)
 }
+
+/** Polls until `check` returns a truthy value or the time runs out (then the last value is returned). */
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value || Date.now() > deadline) return value
+    await Bun.sleep(intervalMs)
+  }
+}
+
+export async function countWhere(query: Promise<{ count: number }[]>): Promise<number> {
+  const [row] = await query
+  return Number(row?.count ?? 0)
+}
+
+/** A free TCP port on 127.0.0.1, for servers a test starts itself. */
+export function freePort(): number {
+  const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = server.port
+  server.stop(true)
+  return port
+}

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
+import { confirmOrder, writeAudit } from '../src/jobs/handlers'
+import type { Mailer, Message } from '../src/jobs/mailer'
+import { producer } from '../src/jobs/redis'
+import { OutboxRelay } from '../src/jobs/relay'
+import { startWorkers } from '../src/jobs/worker'
+import { call, countWhere, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
+
+/** The default transport's behaviour, counting deliveries so a test can see a second send. */
+class CountingMailer implements Mailer {
+  readonly transport = 'log' as const
+  readonly sent: Message[] = []
+  async deliver(message: Message) {
+    this.sent.push(message)
+  }
+}
+
+const mailer = new CountingMailer()
+let relay: OutboxRelay
+let workers: ReturnType<typeof startWorkers>
+let admin: { token: string; user: { id: number } }
+let customer: { token: string; user: { id: number; email: string } }
+
+beforeAll(async () => {
+  relay = new OutboxRelay(producer().queues, { pollIntervalMs: 200 }).start()
+  workers = startWorkers({ mailer, concurrency: 4 })
+  admin = await createAdmin()
+  customer = await registerCustomer('jobs')
+})
+
+afterAll(async () => {
+  await relay.stop()
+  await workers.close()
+})
+
+const notificationsFor = (orderId: number) =>
+  countWhere(sql`SELECT count(*)::int AS count FROM notifications WHERE order_id = ${orderId}`)
+const auditsFor = (entity: string, entityId: number, action?: string) =>
+  countWhere(
+    sql`SELECT count(*)::int AS count FROM audit_logs WHERE entity = ${entity} AND entity_id = ${entityId}
+        ${action ? sql`AND action = ${action}` : sql``}`,
+  )
+const statusOf = async (orderId: number) => (await sql`SELECT status FROM orders WHERE id = ${orderId}`)[0]!.status
+
+async function placeOrder() {
+  const product = await createProduct(admin.token, { inventory: 100, price_cents: 1234 })
+  const reply = await call('POST', '/api/orders', {
+    token: customer.token,
+    body: { items: [{ product_id: product.id, quantity: 2 }] },
+  })
+  expect(reply.status).toBe(201)
+  return reply.body as { id: number; status: string }
+}
+
+describe('post-order jobs', () => {
+  test('an order leads to one notification, one audit row and status confirmed', async () => {
+    const order = await placeOrder()
+    expect(order.status).toBe('pending')
+    expect(await waitFor(async () => (await statusOf(order.id)) === 'confirmed')).toBe(true)
+    expect(await waitFor(async () => (await auditsFor('order', order.id)) === 1)).toBe(true)
+    expect(await notificationsFor(order.id)).toBe(1)
+    const [notification] = await sql`SELECT recipient, subject, transport FROM notifications WHERE order_id = ${order.id}`
+    expect(notification).toEqual({ recipient: customer.user.email, subject: `Your order #${order.id} is confirmed`, transport: 'log' })
+    const [audit] = await sql`SELECT actor_id, action, details FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
+    expect(audit!.actor_id).toBe(customer.user.id)
+    expect(audit!.action).toBe('order.placed')
+    expect(audit!.details).toMatchObject({ totalCents: 2468 })
+    const fetched = await call('GET', `/api/orders/${order.id}`, { token: customer.token })
+    expect(fetched.body.status).toBe('confirmed')
+    const [outbox] = await sql`SELECT count(*)::int AS unsent FROM outbox WHERE sent_at IS NULL`
+    expect(outbox!.unsent).toBe(0)
+  })
+
+  test('the outbox rows are written with the order, in the same transaction', async () => {
+    const before = await countWhere(sql`SELECT count(*)::int AS count FROM outbox`)
+    const failed = await call('POST', '/api/orders', {
+      token: customer.token,
+      body: { items: [{ product_id: 2147483000, quantity: 1 }] },
+    })
+    expect(failed.status).toBe(404)
+    expect(await countWhere(sql`SELECT count(*)::int AS count FROM outbox`)).toBe(before)
+    const order = await placeOrder()
+    const rows = await sql`SELECT queue, name, payload FROM outbox WHERE payload->>'orderId' = ${String(order.id)} OR payload->>'entityId' = ${String(order.id)} AND payload->>'entity' = 'order'`
+    expect(rows.map((row) => row.queue).sort()).toEqual([QUEUES.audit, QUEUES.orderConfirmation].sort())
+  })
+
+  test('a job run twice leaves one notification and one audit row, and sends once', async () => {
+    const order = await placeOrder()
+    await waitFor(async () => (await statusOf(order.id)) === 'confirmed' && (await auditsFor('order', order.id)) === 1)
+    const sentBefore = mailer.sent.length
+    await confirmOrder({ orderId: order.id }, mailer)
+    await confirmOrder({ orderId: order.id }, mailer)
+    const [audit] = await sql`SELECT job_key FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
+    const payload = { actorId: customer.user.id, action: 'order.placed' as const, entity: 'order' as const, entityId: order.id, details: {} }
+    await writeAudit(payload, audit!.job_key)
+    await writeAudit(payload, audit!.job_key)
+    expect(mailer.sent.length).toBe(sentBefore)
+    expect(await notificationsFor(order.id)).toBe(1)
+    expect(await auditsFor('order', order.id)).toBe(1)
+  })
+
+  test('a job delivered twice through BullMQ (same id, and a re-added copy) still has one effect', async () => {
+    const order = await placeOrder()
+    await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
+    const queue = producer().queues[QUEUES.orderConfirmation]
+    const [row] = await sql`SELECT id FROM outbox WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
+    await queue.add('order.confirmation', { orderId: order.id }, { jobId: jobIdForOutboxRow(row!.id) }) // ignored: id exists
+    const copy = await queue.add('order.confirmation', { orderId: order.id }, { jobId: `replay-${order.id}` })
+    expect(await waitFor(async () => (await copy.getState()) === 'completed')).toBe(true)
+    expect(await notificationsFor(order.id)).toBe(1)
+  })
+
+  test('product create, update and delete are audited with the admin as actor', async () => {
+    const product = await createProduct(admin.token, { inventory: 1 })
+    await call('PUT', `/api/products/${product.id}`, { token: admin.token, body: { price_cents: 99 } })
+    await call('DELETE', `/api/products/${product.id}`, { token: admin.token })
+    for (const action of ['product.created', 'product.updated', 'product.deleted'])
+      expect(await waitFor(async () => (await auditsFor('product', product.id, action)) === 1)).toBe(true)
+    const rows = await sql`SELECT actor_id, details FROM audit_logs WHERE entity = 'product' AND entity_id = ${product.id} AND action = 'product.updated'`
+    expect(rows[0]!.actor_id).toBe(admin.user.id)
+    expect(rows[0]!.details).toEqual({ changes: { price_cents: 99 } })
+  })
+
+  test('a confirmation for a cancelled order sends nothing and keeps it cancelled', async () => {
+    const order = await placeOrder()
+    await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
+    await sql`UPDATE orders SET status = 'cancelled' WHERE id = ${order.id}`
+    await sql`DELETE FROM notifications WHERE order_id = ${order.id}`
+    const sentBefore = mailer.sent.length
+    await confirmOrder({ orderId: order.id }, mailer)
+    expect(await statusOf(order.id)).toBe('cancelled')
+    expect(mailer.sent.length).toBe(sentBefore)
+  })
+})
+
+describe('queue operations', () => {
+  test('GET /api/admin/queues: counts per queue and state plus the outbox backlog; admins only', async () => {
+    const reply = await call('GET', '/api/admin/queues', { token: admin.token })
+    expect(reply.status).toBe(200)
+    for (const queue of [QUEUES.orderConfirmation, QUEUES.audit]) {
+      expect(Object.keys(reply.body.queues[queue]).sort()).toEqual(['active', 'completed', 'delayed', 'failed', 'waiting'])
+      expect(Object.values(reply.body.queues[queue]).every((n) => Number.isInteger(n))).toBe(true)
+    }
+    expect(reply.body.queues[QUEUES.orderConfirmation].completed).toBeGreaterThan(0)
+    expect(reply.body.outbox.backlog).toBeGreaterThanOrEqual(0)
+    expectError(await call('GET', '/api/admin/queues'), 401)
+    expectError(await call('GET', '/api/admin/queues', { token: customer.token }), 403)
+  })
+
+  test('an exhausted job stays in the failed set and an admin can retry it', async () => {
+    const queue = producer().queues[QUEUES.orderConfirmation]
+    // No such order: the handler gives up at once (UnrecoverableError) and the job lands in failed.
+    const job = await queue.add('order.confirmation', { orderId: 2147483600 }, { jobId: `missing-order-${Date.now()}` })
+    expect(await waitFor(async () => (await job.getState()) === 'failed')).toBe(true)
+    const firstRun = (await queue.getJob(job.id!))!.processedOn!
+    const counts = await call('GET', '/api/admin/queues', { token: admin.token })
+    expect(counts.body.queues[QUEUES.orderConfirmation].failed).toBeGreaterThanOrEqual(1)
+
+    expectError(await call('POST', `/api/admin/queues/${QUEUES.orderConfirmation}/retry`, { token: customer.token }), 403)
+    expectError(await call('POST', '/api/admin/queues/no-such-queue/retry', { token: admin.token }), 400)
+    const retried = await call('POST', `/api/admin/queues/${QUEUES.orderConfirmation}/retry`, { token: admin.token })
+    expect(retried.status).toBe(200)
+    expect(retried.body.retried).toBeGreaterThanOrEqual(1)
+    // It ran again (and, the order still missing, failed again).
+    const ranAgain = async () => {
+      const current = await queue.getJob(job.id!)
+      return (current?.processedOn ?? 0) > firstRun && (await current!.getState()) === 'failed'
+    }
+    expect(await waitFor(ranAgain)).toBe(true)
+  })
+
+  test('Bull Board at /admin/queues asks for admin credentials (HTTP basic auth)', async () => {
+    const anonymous = await call('GET', '/admin/queues')
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toStartWith('Basic')
+    const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` })
+    expect((await call('GET', '/admin/queues', { headers: basic(customer.user.email, 'password123') })).status).toBe(401)
+    const [adminRow] = await sql`SELECT email FROM users WHERE id = ${admin.user.id}`
+    expect((await call('GET', '/admin/queues', { headers: basic(adminRow!.email, 'wrong') })).status).toBe(401)
+    const page = await call('GET', '/admin/queues', { headers: basic(adminRow!.email, 'admin-password') })
+    expect(page.status).toBe(200)
+    expect(page.headers.get('content-type')).toContain('text/html')
+    const api = await call('GET', '/admin/queues/api/queues', { headers: basic(adminRow!.email, 'admin-password') })
+    expect(api.status).toBe(200)
+    expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual([QUEUES.audit, QUEUES.orderConfirmation].sort())
+  })
+
+  test('/health/ready now checks Redis too', async () => {
+    const reply = await call('GET', '/health/ready')
+    expect(reply.body.checks.redis).toEqual({ status: 'ok' })
+  })
+})
