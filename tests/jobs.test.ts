@@ -60,9 +60,15 @@ describe('post-order jobs', () => {
     expect(await waitFor(async () => (await statusOf(order.id)) === 'confirmed')).toBe(true)
     expect(await waitFor(async () => (await auditsFor('order', order.id)) === 1)).toBe(true)
     expect(await notificationsFor(order.id)).toBe(1)
-    const [notification] = await sql`SELECT recipient, subject, transport FROM notifications WHERE order_id = ${order.id}`
-    expect(notification).toEqual({ recipient: customer.user.email, subject: `Your order #${order.id} is confirmed`, transport: 'log' })
-    const [audit] = await sql`SELECT actor_id, action, details FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
+    const [notification] =
+      await sql`SELECT recipient, subject, transport FROM notifications WHERE order_id = ${order.id}`
+    expect(notification).toEqual({
+      recipient: customer.user.email,
+      subject: `Your order #${order.id} is confirmed`,
+      transport: 'log',
+    })
+    const [audit] =
+      await sql`SELECT actor_id, action, details FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
     expect(audit!.actor_id).toBe(customer.user.id)
     expect(audit!.action).toBe('order.placed')
     expect(audit!.details).toMatchObject({ totalCents: 2468 })
@@ -81,7 +87,8 @@ describe('post-order jobs', () => {
     expect(failed.status).toBe(404)
     expect(await countWhere(sql`SELECT count(*)::int AS count FROM outbox`)).toBe(before)
     const order = await placeOrder()
-    const rows = await sql`SELECT queue, name, payload FROM outbox WHERE payload->>'orderId' = ${String(order.id)} OR payload->>'entityId' = ${String(order.id)} AND payload->>'entity' = 'order'`
+    const rows =
+      await sql`SELECT queue, name, payload FROM outbox WHERE payload->>'orderId' = ${String(order.id)} OR payload->>'entityId' = ${String(order.id)} AND payload->>'entity' = 'order'`
     expect(rows.map((row) => row.queue).sort()).toEqual([QUEUES.audit, QUEUES.orderConfirmation].sort())
   })
 
@@ -92,7 +99,13 @@ describe('post-order jobs', () => {
     await confirmOrder({ orderId: order.id }, mailer)
     await confirmOrder({ orderId: order.id }, mailer)
     const [audit] = await sql`SELECT job_key FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
-    const payload = { actorId: customer.user.id, action: 'order.placed' as const, entity: 'order' as const, entityId: order.id, details: {} }
+    const payload = {
+      actorId: customer.user.id,
+      action: 'order.placed' as const,
+      entity: 'order' as const,
+      entityId: order.id,
+      details: {},
+    }
     await writeAudit(payload, audit!.job_key)
     await writeAudit(payload, audit!.job_key)
     expect(mailer.sent.length).toBe(sentBefore)
@@ -104,7 +117,8 @@ describe('post-order jobs', () => {
     const order = await placeOrder()
     await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
     const queue = producer().queues[QUEUES.orderConfirmation]
-    const [row] = await sql`SELECT id FROM outbox WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
+    const [row] =
+      await sql`SELECT id FROM outbox WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
     await queue.add('order.confirmation', { orderId: order.id }, { jobId: jobIdForOutboxRow(row!.id) }) // ignored: id exists
     const copy = await queue.add('order.confirmation', { orderId: order.id }, { jobId: `replay-${order.id}` })
     expect(await waitFor(async () => (await copy.getState()) === 'completed')).toBe(true)
@@ -117,7 +131,8 @@ describe('post-order jobs', () => {
     await call('DELETE', `/api/products/${product.id}`, { token: admin.token })
     for (const action of ['product.created', 'product.updated', 'product.deleted'])
       expect(await waitFor(async () => (await auditsFor('product', product.id, action)) === 1)).toBe(true)
-    const rows = await sql`SELECT actor_id, details FROM audit_logs WHERE entity = 'product' AND entity_id = ${product.id} AND action = 'product.updated'`
+    const rows =
+      await sql`SELECT actor_id, details FROM audit_logs WHERE entity = 'product' AND entity_id = ${product.id} AND action = 'product.updated'`
     expect(rows[0]!.actor_id).toBe(admin.user.id)
     expect(rows[0]!.details).toEqual({ changes: { price_cents: 99 } })
   })
@@ -139,7 +154,13 @@ describe('queue operations', () => {
     const reply = await call('GET', '/api/admin/queues', { token: admin.token })
     expect(reply.status).toBe(200)
     for (const queue of [QUEUES.orderConfirmation, QUEUES.audit]) {
-      expect(Object.keys(reply.body.queues[queue]).sort()).toEqual(['active', 'completed', 'delayed', 'failed', 'waiting'])
+      expect(Object.keys(reply.body.queues[queue]).sort()).toEqual([
+        'active',
+        'completed',
+        'delayed',
+        'failed',
+        'waiting',
+      ])
       expect(Object.values(reply.body.queues[queue]).every((n) => Number.isInteger(n))).toBe(true)
     }
     expect(reply.body.queues[QUEUES.orderConfirmation].completed).toBeGreaterThan(0)
@@ -157,7 +178,10 @@ describe('queue operations', () => {
     const counts = await call('GET', '/api/admin/queues', { token: admin.token })
     expect(counts.body.queues[QUEUES.orderConfirmation].failed).toBeGreaterThanOrEqual(1)
 
-    expectError(await call('POST', `/api/admin/queues/${QUEUES.orderConfirmation}/retry`, { token: customer.token }), 403)
+    expectError(
+      await call('POST', `/api/admin/queues/${QUEUES.orderConfirmation}/retry`, { token: customer.token }),
+      403,
+    )
     expectError(await call('POST', '/api/admin/queues/no-such-queue/retry', { token: admin.token }), 400)
     const retried = await call('POST', `/api/admin/queues/${QUEUES.orderConfirmation}/retry`, { token: admin.token })
     expect(retried.status).toBe(200)
@@ -175,7 +199,9 @@ describe('queue operations', () => {
     expect(anonymous.status).toBe(401)
     expect(anonymous.headers.get('www-authenticate')).toStartWith('Basic')
     const basic = (user: string, password: string) => ({ authorization: `Basic ${btoa(`${user}:${password}`)}` })
-    expect((await call('GET', '/admin/queues', { headers: basic(customer.user.email, 'password123') })).status).toBe(401)
+    expect((await call('GET', '/admin/queues', { headers: basic(customer.user.email, 'password123') })).status).toBe(
+      401,
+    )
     const [adminRow] = await sql`SELECT email FROM users WHERE id = ${admin.user.id}`
     expect((await call('GET', '/admin/queues', { headers: basic(adminRow!.email, 'wrong') })).status).toBe(401)
     const page = await call('GET', '/admin/queues', { headers: basic(adminRow!.email, 'admin-password') })
@@ -183,7 +209,9 @@ describe('queue operations', () => {
     expect(page.headers.get('content-type')).toContain('text/html')
     const api = await call('GET', '/admin/queues/api/queues', { headers: basic(adminRow!.email, 'admin-password') })
     expect(api.status).toBe(200)
-    expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual([QUEUES.audit, QUEUES.orderConfirmation].sort())
+    expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
+      [QUEUES.audit, QUEUES.orderConfirmation].sort(),
+    )
   })
 
   test('/health/ready now checks Redis too', async () => {

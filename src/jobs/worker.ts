@@ -40,7 +40,9 @@ export function startWorkers(options: WorkerOptions) {
     queue: job.queueName,
     jobId: job.id,
     attempt: job.attemptsMade + 1,
-    ...('orderId' in job.data ? { orderId: job.data.orderId } : { entity: job.data.entity, entityId: job.data.entityId }),
+    ...('orderId' in job.data
+      ? { orderId: job.data.orderId }
+      : { entity: job.data.entity, entityId: job.data.entityId }),
   })
   for (const worker of workers) {
     worker.on('active', (job) => logger.debug(context(job), 'job started'))

@@ -38,7 +38,10 @@ async function isAdmin(header: string | null): Promise<boolean> {
 const challenge = () =>
   new Response(JSON.stringify({ error: 'Admin credentials required' }), {
     status: 401,
-    headers: { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="Order API queues", charset="UTF-8"' },
+    headers: {
+      'content-type': 'application/json',
+      'www-authenticate': 'Basic realm="Order API queues", charset="UTF-8"',
+    },
   })
 
 /** Bull Board at /admin/queues, for admins only (HTTP basic auth). */

@@ -24,7 +24,10 @@ export async function queueOverview() {
     throw error
   })
   const perQueue = Object.fromEntries(
-    counts.map(([name, jobCounts]) => [name, Object.fromEntries(JOB_STATES.map((state) => [state, jobCounts[state] ?? 0]))]),
+    counts.map(([name, jobCounts]) => [
+      name,
+      Object.fromEntries(JOB_STATES.map((state) => [state, jobCounts[state] ?? 0])),
+    ]),
   ) as Record<QueueName, Record<(typeof JOB_STATES)[number], number>>
   return { queues: perQueue, outbox }
 }

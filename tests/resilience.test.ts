@@ -1,0 +1,242 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Queue } from 'bullmq'
+import type { Subprocess } from 'bun'
+import { QUEUES } from '../src/jobs/definitions'
+import { createProducerConnection } from '../src/jobs/redis'
+import { countWhere, createAdmin, createProduct, freePort, sql, waitFor } from './helpers'
+
+// The API and the worker as separate processes, the way they run in production, with a
+// private redis-server this file can stop and start.
+
+const root = new URL('..', import.meta.url).pathname
+const children: Subprocess[] = []
+
+function spawnService(script: 'src/server.ts' | 'src/worker.ts', env: Record<string, string>) {
+  const child = Bun.spawn(['bun', script], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH!,
+      HOME: process.env.HOME ?? '/tmp',
+      NODE_ENV: 'test',
+      DATABASE_URL: process.env.DATABASE_URL!,
+      JWT_SECRET: process.env.JWT_SECRET!,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdout: 'ignore',
+    stderr: 'inherit',
+  })
+  children.push(child)
+  return child
+}
+
+function startRedis(port: number) {
+  const child = Bun.spawn(
+    ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdout: 'ignore',
+      stderr: 'ignore',
+    },
+  )
+  children.push(child)
+  return child
+}
+
+async function untilHttpUp(base: string) {
+  const up = await waitFor(
+    () =>
+      fetch(`${base}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    20_000,
+    100,
+  )
+  expect(up).toBe(true)
+}
+
+async function apiCall(base: string, method: string, path: string, token?: string, body?: unknown) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return { status: response.status, body: (await response.json().catch(() => undefined)) as any }
+}
+
+async function customerToken(base: string) {
+  const email = `resilience-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`
+  const reply = await apiCall(base, 'POST', '/api/auth/register', undefined, { email, password: 'password123' })
+  expect(reply.status).toBe(201)
+  return reply.body.token as string
+}
+
+const orderEffects = async (ids: number[]) => ({
+  confirmed: await countWhere(
+    sql`SELECT count(*)::int AS count FROM orders WHERE id = ANY(${ids}) AND status = 'confirmed'`,
+  ),
+  notifications: await countWhere(sql`SELECT count(*)::int AS count FROM notifications WHERE order_id = ANY(${ids})`),
+  audits: await countWhere(
+    sql`SELECT count(*)::int AS count FROM audit_logs WHERE entity = 'order' AND action = 'order.placed' AND entity_id = ANY(${ids})`,
+  ),
+})
+
+/** A worker is inside the confirmation transaction, waiting for the order row. */
+async function isBlockedOnStatusUpdate() {
+  const [row] = await sql`
+    SELECT count(*)::int AS count FROM pg_stat_activity
+    WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE orders SET status = ''confirmed''%'`
+  return row!.count > 0
+}
+
+let adminToken: string
+
+beforeAll(async () => {
+  adminToken = (await createAdmin()).token
+})
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
+describe('a Redis outage delays jobs, never drops them', () => {
+  test('with Redis down 20 orders still return 201; once it is back all 40 jobs run', async () => {
+    const redisPort = freePort()
+    const apiPort = freePort()
+    const prefix = `outage-${process.pid}-${Date.now()}`
+    const redisUrl = `redis://127.0.0.1:${redisPort}`
+    const base = `http://127.0.0.1:${apiPort}`
+    let redis = startRedis(redisPort)
+    expect(
+      await waitFor(() =>
+        Bun.connect({ hostname: '127.0.0.1', port: redisPort, socket: { data() {} } }).then(
+          (s) => (s.end(), true),
+          () => false,
+        ),
+      ),
+    ).toBe(true)
+    const api = spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
+    await untilHttpUp(base)
+    const token = await customerToken(base)
+    const product = await createProduct(adminToken, { inventory: 100 })
+
+    redis.kill('SIGKILL')
+    await redis.exited
+    const ready = await apiCall(base, 'GET', '/health/ready')
+    expect(ready.status).toBe(503)
+    expect(ready.body.checks.redis.status).toBe('error')
+    expect(ready.body.checks.postgres.status).toBe('ok')
+
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        apiCall(base, 'POST', '/api/orders', token, { items: [{ product_id: product.id, quantity: 1 }] }),
+      ),
+    )
+    expect(replies.map((reply) => reply.status)).toEqual(Array(20).fill(201))
+    const ids = replies.map((reply) => reply.body.id as number)
+    const unsent = await countWhere(sql`
+      SELECT count(*)::int AS count FROM outbox WHERE sent_at IS NULL
+      AND (payload->>'orderId')::int = ANY(${ids}) OR (payload->>'entity' = 'order' AND (payload->>'entityId')::int = ANY(${ids}) AND sent_at IS NULL)`)
+    expect(unsent).toBe(40)
+    expect(api.exitCode).toBeNull()
+
+    redis = startRedis(redisPort)
+    spawnService('src/worker.ts', { REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
+    const done = await waitFor(
+      async () => {
+        const effects = await orderEffects(ids)
+        return effects.confirmed === 20 && effects.audits === 20 ? effects : undefined
+      },
+      40_000,
+      200,
+    )
+    expect(done).toEqual({ confirmed: 20, notifications: 20, audits: 20 })
+  })
+})
+
+describe('a worker killed in the middle of a job loses nothing', () => {
+  test('SIGKILL while the confirmation is half done: a new worker runs it, exactly once in effect', async () => {
+    const apiPort = freePort()
+    const prefix = `killed-${process.pid}-${Date.now()}`
+    const base = `http://127.0.0.1:${apiPort}`
+    spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
+    await untilHttpUp(base)
+    const token = await customerToken(base)
+    const product = await createProduct(adminToken, { inventory: 10 })
+    const order = await apiCall(base, 'POST', '/api/orders', token, {
+      items: [{ product_id: product.id, quantity: 1 }],
+    })
+    expect(order.status).toBe(201)
+    const orderId = order.body.id as number
+
+    // Hold the order's row lock, so the confirmation blocks halfway: notification inserted, status not yet.
+    // (NO KEY UPDATE lets the notification's foreign-key check through and stops the status update.)
+    const blocker = await sql.reserve()
+    await blocker`BEGIN`
+    await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
+    const lockMs = '1500'
+    const first = spawnService('src/worker.ts', {
+      REDIS_URL: process.env.REDIS_URL!,
+      QUEUE_PREFIX: prefix,
+      WORKER_LOCK_DURATION_MS: lockMs,
+    })
+    expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
+
+    first.kill('SIGKILL')
+    await first.exited
+    await blocker`ROLLBACK`
+    blocker.release()
+
+    const queue = new Queue(QUEUES.orderConfirmation, {
+      connection: createProducerConnection(process.env.REDIS_URL),
+      prefix,
+    })
+    try {
+      spawnService('src/worker.ts', {
+        REDIS_URL: process.env.REDIS_URL!,
+        QUEUE_PREFIX: prefix,
+        WORKER_LOCK_DURATION_MS: lockMs,
+      })
+      const done = await waitFor(
+        async () => {
+          const effects = await orderEffects([orderId])
+          return effects.confirmed === 1 && effects.audits === 1 ? effects : undefined
+        },
+        40_000,
+        200,
+      )
+      expect(done).toEqual({ confirmed: 1, notifications: 1, audits: 1 })
+      expect(await waitFor(async () => (await queue.getJobCounts('completed')).completed === 1)).toBe(true)
+      expect((await queue.getJobCounts('failed')).failed).toBe(0)
+    } finally {
+      await queue.close()
+    }
+  })
+
+  test('SIGTERM: the worker finishes its active job, then exits 0', async () => {
+    const apiPort = freePort()
+    const prefix = `sigterm-${process.pid}-${Date.now()}`
+    const base = `http://127.0.0.1:${apiPort}`
+    spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
+    await untilHttpUp(base)
+    const token = await customerToken(base)
+    const product = await createProduct(adminToken, { inventory: 10 })
+    const order = await apiCall(base, 'POST', '/api/orders', token, {
+      items: [{ product_id: product.id, quantity: 1 }],
+    })
+    const orderId = order.body.id as number
+
+    const blocker = await sql.reserve()
+    await blocker`BEGIN`
+    await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
+    const worker = spawnService('src/worker.ts', { REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
+    expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
+    worker.kill('SIGTERM')
+    await Bun.sleep(500)
+    expect(worker.exitCode).toBeNull() // still finishing the job it holds
+    await blocker`ROLLBACK`
+    blocker.release()
+    expect(await worker.exited).toBe(0)
+    expect((await orderEffects([orderId])).confirmed).toBe(1)
+  })
+})
