@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make dev: everything a fresh machine needs, then the API in the foreground.
+# make dev: everything a fresh machine needs, then the worker and the API (in the foreground).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,5 +15,10 @@ ensure_redis "${REDIS_URL:-redis://127.0.0.1:6379}"
 bun run --silent db:migrate
 bun run --silent db:seed
 
-say "API on http://localhost:${PORT:-3000}  ·  Swagger UI: http://localhost:${PORT:-3000}/swagger"
-exec bun run --silent start
+# The worker runs beside the API and stops with it.
+bun run --silent worker &
+worker=$!
+trap 'kill "$worker" 2>/dev/null; wait "$worker" 2>/dev/null' EXIT
+
+say "API on http://localhost:${PORT:-3000}  ·  Swagger UI: http://localhost:${PORT:-3000}/swagger  ·  queues: http://localhost:${PORT:-3000}/admin/queues"
+bun run --silent start

@@ -10,6 +10,8 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 ensure_postgres "$TEST_DATABASE_URL"
 ensure_redis "$TEST_REDIS_URL"
+# The outage tests start and stop a private redis-server of their own.
+command -v redis-server >/dev/null || apt_install redis-server
 
 bun run --silent typecheck
 bun test "$@"
