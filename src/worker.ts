@@ -3,8 +3,19 @@ import { sql } from './db/client'
 import { createMailer } from './jobs/mailer'
 import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
+import { deleteExpiredIdempotencyKeys } from './modules/orders/place'
 
 const mailer = createMailer()
+
+// Idempotency keys past their 24 h window are ignored on read; this keeps the table small.
+const CLEANUP_INTERVAL_MS = 10 * 60_000
+const cleanup = setInterval(() => {
+  deleteExpiredIdempotencyKeys().then(
+    (deleted) => deleted && logger.info({ deleted }, 'expired idempotency keys deleted'),
+    (error) => logger.warn({ err: error }, 'idempotency key clean-up failed'),
+  )
+}, CLEANUP_INTERVAL_MS)
+
 const running = startWorkers({ mailer })
 logger.info(
   {
@@ -21,6 +32,7 @@ async function shutdown(signal: string) {
   if (stopping) return
   stopping = true
   logger.info({ signal }, 'worker stopping: finishing active jobs')
+  clearInterval(cleanup)
   await running.close()
   await sql.end({ timeout: 5 })
   logger.info('worker stopped')

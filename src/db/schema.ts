@@ -103,6 +103,29 @@ export const orderItems = pgTable(
 )
 
 /**
+ * Idempotency-Key records for POST /api/orders, written in the order's own transaction, so a
+ * key and its order can never disagree. Keys are scoped to the user and live 24 hours.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id),
+    key: varchar('key', { length: 255 }).notNull(),
+    requestHash: varchar('request_hash', { length: 64 }).notNull(),
+    responseStatus: integer('response_status').notNull(),
+    responseBody: jsonb('response_body').notNull(),
+    orderId: integer('order_id').references(() => orders.id),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    primaryKey({ name: 'idempotency_keys_pkey', columns: [table.userId, table.key] }),
+    index('idempotency_keys_created_at_idx').on(table.createdAt),
+  ],
+)
+
+/**
  * Transactional outbox: a job is written here in the same transaction as the change that
  * causes it, then relayed to BullMQ with jobId = id, so a Redis outage delays jobs but never
  * loses them, and relaying a row twice is harmless.

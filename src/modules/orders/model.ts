@@ -63,3 +63,14 @@ export const AllOrdersQuery = t.Object({
   status: t.Optional(StatusFilter),
   user_id: t.Optional(positiveIntegerString('user_id', INT4.maximum, 'Only orders of this user')),
 })
+
+export const OrderHeaders = t.Object({
+  'idempotency-key': t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 255,
+      description: 'Makes retries safe: the same key and body within 24 h returns the original order',
+      examples: ['3f1c9a2e-order-42'],
+    }),
+  ),
+})

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto'
+import type { TransactionSql } from 'postgres'
+import { sql } from '../../db/client'
+import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
+import { QUEUES } from '../../jobs/definitions'
+import { outboxWritten } from '../../jobs/outbox'
+import { conflict, HttpError, notFound } from '../../lib/errors'
+import type { CreateOrderBody, Order } from './model'
+
+/** Merges lines naming the same product and sorts them by product id (the lock order). */
+export function mergeLines(items: CreateOrderBody['items']) {
+  const quantities = new Map<number, number>()
+  for (const { product_id, quantity } of items) quantities.set(product_id, (quantities.get(product_id) ?? 0) + quantity)
+  const productIds = [...quantities.keys()].sort((a, b) => a - b)
+  return { productIds, quantities: productIds.map((id) => quantities.get(id)!) }
+}
+
+/** Thrown inside the order transaction when a line could not be taken, so that it rolls back. */
+class StockShortfall extends Error {}
+
+/** Thrown inside the transaction when the Idempotency-Key already has a stored outcome. */
+class KeyAlreadyUsed extends Error {
+  constructor(readonly stored: { request_hash: string; response_status: number; response_body: Order }) {
+    super('idempotency key already used')
+  }
+}
+
+// The same shape as Date#toISOString, which the rest of the API uses.
+const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+
+type PlacedRow = Omit<Order, 'total_cents'> & { total_cents: string }
+
+/**
+ * Takes the stock and writes the order in one statement:
+ * lock the products in id order, take each line with a conditional update, and only when
+ * every line was taken insert the order, its price-snapshot lines and its outbox jobs.
+ */
+async function takeStockAndInsertOrder(tx: TransactionSql, userId: number, productIds: number[], quantities: number[]) {
+  const [placed] = await tx<PlacedRow[]>`
+    WITH requested AS (
+      SELECT * FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
+    ),
+    -- Row locks in ascending id order: concurrent orders over the same products queue, never deadlock.
+    locked AS (
+      SELECT p.id FROM products p JOIN requested r ON r.product_id = p.id
+      WHERE p.deleted_at IS NULL AND p.is_active AND p.inventory >= r.quantity
+      ORDER BY p.id
+      FOR UPDATE OF p
+    ),
+    -- The stock check and the decrement are one conditional UPDATE: no read-then-write.
+    taken AS (
+      UPDATE products p
+      SET inventory = p.inventory - r.quantity, updated_at = now()
+      FROM requested r, locked l
+      WHERE p.id = r.product_id AND p.id = l.id
+        AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= r.quantity
+      RETURNING p.id AS product_id, p.name, p.price_cents, r.quantity
+    ),
+    -- All or nothing: no order row unless every requested line was taken.
+    placed AS (
+      INSERT INTO orders (user_id, total_cents)
+      SELECT ${userId}, sum(t.price_cents::bigint * t.quantity) FROM taken t
+      HAVING count(*) = ${productIds.length}
+      RETURNING *
+    ),
+    lines AS (
+      INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity, line_total_cents)
+      SELECT o.id, t.product_id, t.name, t.price_cents, t.quantity, t.price_cents::bigint * t.quantity
+      FROM placed o CROSS JOIN taken t
+      RETURNING *
+    ),
+    -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
+    jobs AS (
+      INSERT INTO outbox (queue, name, payload)
+      SELECT ${QUEUES.orderConfirmation}, 'order.confirmation', jsonb_build_object('orderId', o.id) FROM placed o
+      UNION ALL
+      SELECT ${QUEUES.audit}, 'audit', jsonb_build_object(
+        'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
+        'details', jsonb_build_object('totalCents', o.total_cents,
+          'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t)))
+      FROM placed o
+    )
+    SELECT o.id, o.user_id, o.status, o.total_cents,
+      (SELECT json_agg(json_build_object(
+          'product_id', l.product_id, 'name', l.name, 'unit_price_cents', l.unit_price_cents,
+          'quantity', l.quantity, 'line_total_cents', l.line_total_cents) ORDER BY l.product_id)
+       FROM lines l) AS items,
+      to_char(o.created_at AT TIME ZONE 'UTC', ${ISO_8601}) AS created_at,
+      to_char(o.updated_at AT TIME ZONE 'UTC', ${ISO_8601}) AS updated_at
+    FROM placed o`
+  if (!placed) throw new StockShortfall()
+  return { ...placed, total_cents: Number(placed.total_cents) } satisfies Order
+}
+
+/** After a rolled-back attempt: which line failed, and why (404 before 409, lowest product id first). */
+async function explainShortfall(productIds: number[], quantities: number[]) {
+  const rows = await sql<{ product_id: number; found: boolean; is_active: boolean | null; enough: boolean | null }[]>`
+    SELECT r.product_id, p.id IS NOT NULL AS found, p.is_active, p.inventory >= r.quantity AS enough
+    FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
+    LEFT JOIN products p ON p.id = r.product_id AND p.deleted_at IS NULL
+    ORDER BY r.product_id`
+  const missing = rows.find((row) => !row.found)
+  if (missing) return notFound(`Product ${missing.product_id} not found`)
+  const inactive = rows.find((row) => !row.is_active)
+  if (inactive) return conflict(`Product ${inactive.product_id} is not active`)
+  const short = rows.find((row) => !row.enough)
+  if (short) return conflict(`Insufficient inventory for product ${short.product_id}`)
+  return undefined // stock came back in the meantime (e.g. a cancellation): try again
+}
+
+export const IDEMPOTENCY_WINDOW_HOURS = 24
+
+/**
+ * Claims (user, key) for this transaction. A concurrent request with the same key waits here on
+ * the primary key until the first commits or rolls back, so the duplicate never takes stock.
+ * A key older than the window is treated as new.
+ */
+async function claimKey(tx: TransactionSql, userId: number, key: string, requestHash: string) {
+  const claimed = await tx`
+    INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
+    VALUES (${userId}, ${key}, ${requestHash}, 0, 'null')
+    ON CONFLICT (user_id, key) DO UPDATE
+      SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null', order_id = NULL, created_at = now()
+      WHERE idempotency_keys.created_at < now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})
+    RETURNING 1`
+  if (claimed.length) return
+  const [stored] = await tx<KeyAlreadyUsed['stored'][]>`
+    SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = ${userId} AND key = ${key}`
+  throw new KeyAlreadyUsed(stored!)
+}
+
+/** The body as sent (line order included): a different body under the same key is a 422. */
+const hashRequest = (items: CreateOrderBody['items']) =>
+  createHash('sha256')
+    .update(JSON.stringify(items.map((item) => [item.product_id, item.quantity])))
+    .digest('hex')
+
+export type PlacedOrder = { status: number; order: Order; replayed: boolean }
+
+export async function placeOrder(userId: number, body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
+  const { productIds, quantities } = mergeLines(body.items)
+  const requestHash = idempotencyKey ? hashRequest(body.items) : ''
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const order = await retryOnConflict(() =>
+        sql.begin(async (tx) => {
+          if (idempotencyKey) await claimKey(tx, userId, idempotencyKey, requestHash)
+          const order = await takeStockAndInsertOrder(tx, userId, productIds, quantities)
+          if (idempotencyKey)
+            await tx`
+              UPDATE idempotency_keys SET response_status = 201, response_body = ${JSON.stringify(order)}::jsonb, order_id = ${order.id}
+              WHERE user_id = ${userId} AND key = ${idempotencyKey}`
+          return order
+        }),
+      )
+      outboxWritten()
+      return { status: 201, order, replayed: false }
+    } catch (error) {
+      if (error instanceof KeyAlreadyUsed) {
+        if (error.stored.request_hash !== requestHash)
+          throw new HttpError(422, 'This Idempotency-Key was already used with a different request body')
+        return { status: error.stored.response_status, order: error.stored.response_body, replayed: true }
+      }
+      if (!(error instanceof StockShortfall)) throw error
+      const reason = await explainShortfall(productIds, quantities)
+      if (reason) throw reason
+      if (attempt >= MAX_TRANSACTION_ATTEMPTS) throw conflict(`Insufficient inventory for product ${productIds[0]}`)
+    }
+  }
+}
+
+/** Forgets keys past the window (they would be treated as new anyway); returns how many. */
+export async function deleteExpiredIdempotencyKeys(): Promise<number> {
+  const deleted = await sql`
+    DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})`
+  return deleted.count
+}
