@@ -2,6 +2,7 @@ import { swagger } from '@elysiajs/swagger'
 import { Elysia } from 'elysia'
 import { errorHandler } from './lib/error-handler'
 import { ErrorResponse } from './lib/model'
+import { security } from './lib/security'
 import { adminRoutes } from './modules/admin'
 import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
@@ -11,6 +12,7 @@ import { productRoutes } from './modules/products'
 
 export const app = new Elysia()
   .use(errorHandler)
+  .use(security)
   .use(
     swagger({
       path: '/swagger',

@@ -36,6 +36,13 @@ const EnvSchema = t.Object({
   // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),
   MAIL_FROM: t.String({ minLength: 3, default: 'Order API <orders@example.com>' }),
+  // Login and register attempts per client address per window, counted in Redis (all replicas).
+  RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 10 }),
+  RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
+  // Behind a reverse proxy: take the client address from X-Forwarded-For.
+  TRUST_PROXY: t.Boolean({ default: false }),
+  // Comma-separated origins allowed to call the API from a browser (empty: same origin only; * for any).
+  CORS_ORIGINS: t.String({ default: '' }),
 })
 
 export type Config = Static<typeof EnvSchema>

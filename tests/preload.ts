@@ -23,6 +23,10 @@ Object.assign(process.env, {
   QUEUE_PREFIX: `order-api-test-${process.pid}`,
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
   LOG_PRETTY: '0',
+  // In-process tests share one client address; the rate-limit tests start servers with low limits.
+  RATE_LIMIT_AUTH_MAX: '1000000',
+  TRUST_PROXY: 'false',
+  CORS_ORIGINS: '',
 })
 
 const maintenance = new URL(databaseUrl)

@@ -13,7 +13,7 @@ try {
     console.error(`No user with email ${email.trim().toLowerCase()}`)
     process.exitCode = 1
   } else {
-    console.log(`${user.email} is now ${user.role} (tokens issued before keep their old role until they expire)`)
+    console.log(`${user.email} is now ${user.role} (running APIs apply it to existing tokens within 15 s)`)
   }
 } finally {
   await sql.end({ timeout: 5 })

@@ -2,6 +2,7 @@ import { Elysia, ValidationError } from 'elysia'
 import postgres from 'postgres'
 import { HttpError } from './errors'
 import { logger } from './logger'
+import { TooManyRequests } from './rate-limit'
 
 const DATABASE_UNAVAILABLE = new Set([
   'ECONNREFUSED',
@@ -63,6 +64,7 @@ export const errorHandler = new Elysia({ name: 'error-handler' }).onError(
   { as: 'global' },
   ({ code, error, set, request }) => {
     const failure = describeFailure(code, error)
+    if (error instanceof TooManyRequests) set.headers['retry-after'] = String(error.retryAfterSeconds)
     if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
     set.status = failure.status
     set.headers['content-type'] = 'application/json; charset=utf-8'

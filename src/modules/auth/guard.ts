@@ -2,6 +2,7 @@ import { jwt } from '@elysiajs/jwt'
 import { Elysia } from 'elysia'
 import { config } from '../../config'
 import { forbidden, unauthorized } from '../../lib/errors'
+import { currentRole } from './accounts'
 import type { Role } from './model'
 
 // jose reads a bare number as an absolute timestamp; the contract means seconds from now.
@@ -24,7 +25,7 @@ const principals = new WeakMap<Request, Principal>()
 
 /**
  * `auth: true` needs any signed-in user; `auth: 'admin'` or `auth: 'customer'` needs that role.
- * The resolved `principal` comes from the token alone: no database round trip per request.
+ * The principal's role is the account's current one (see accounts.ts), not the token's claim.
  */
 export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
   auth: (required: true | Role) => ({
@@ -35,9 +36,10 @@ export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
       const payload = await jwt.verify(token, { algorithms: ['HS256'] })
       if (!payload) throw unauthorized('Invalid or expired token')
       const id = Number(payload.sub)
-      const role = payload.role
-      if (!Number.isSafeInteger(id) || id < 1 || (role !== 'admin' && role !== 'customer'))
+      if (!Number.isSafeInteger(id) || id < 1 || (payload.role !== 'admin' && payload.role !== 'customer'))
         throw unauthorized('Invalid token claims')
+      const role = await currentRole(id)
+      if (!role) throw unauthorized('The account of this token no longer exists')
       if (required !== true && role !== required) throw forbidden(`This action requires the ${required} role`)
       principals.set(request, { id, role })
     },

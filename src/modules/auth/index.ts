@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import { errorResponses } from '../../lib/model'
+import { rateLimit } from '../../lib/rate-limit'
 import { unauthorized } from '../../lib/errors'
 import { authGuard } from './guard'
 import { AuthResponse, Credentials, LoginBody, MeResponse } from './model'
@@ -7,6 +8,7 @@ import { findUser, registerCustomer, verifyCredentials } from './service'
 
 export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Auth'] } })
   .use(authGuard)
+  .use(rateLimit)
   .post(
     '/register',
     async ({ body, jwt, set }) => {
@@ -15,6 +17,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
       return { token: await jwt.sign({ sub: String(user.id), role: user.role }), user }
     },
     {
+      rateLimit: 'register',
       body: Credentials,
       response: { 201: AuthResponse, ...errorResponses(400, 409, 429) },
       detail: {
@@ -30,6 +33,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
       return { token: await jwt.sign({ sub: String(user.id), role: user.role }), user }
     },
     {
+      rateLimit: 'login',
       body: LoginBody,
       response: { 200: AuthResponse, ...errorResponses(400, 401, 429) },
       detail: { summary: 'Exchange email and password for a bearer token' },

@@ -1,0 +1,47 @@
+import { Elysia } from 'elysia'
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
+import { config } from '../config'
+import { producer } from '../jobs/redis'
+import { clientAddress } from './client-address'
+import { HttpError } from './errors'
+
+export class TooManyRequests extends HttpError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(429, `Too many attempts, try again in ${retryAfterSeconds} s`)
+  }
+}
+
+let limiter: RateLimiterRedis | undefined
+
+/**
+ * Counted in Redis, so the limit holds across API replicas. While Redis is down an in-memory
+ * limiter of the same size stands in, per process, rather than letting every attempt through.
+ */
+function authLimiter() {
+  limiter ??= new RateLimiterRedis({
+    storeClient: producer().connection,
+    keyPrefix: `${config.QUEUE_PREFIX}:rate-limit:auth`,
+    points: config.RATE_LIMIT_AUTH_MAX,
+    duration: config.RATE_LIMIT_AUTH_WINDOW_SECONDS,
+    insuranceLimiter: new RateLimiterMemory({
+      points: config.RATE_LIMIT_AUTH_MAX,
+      duration: config.RATE_LIMIT_AUTH_WINDOW_SECONDS,
+    }),
+  })
+  return limiter
+}
+
+/** `rateLimit: 'login'` counts a route's attempts per client address; over the limit → 429 with Retry-After. */
+export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
+  rateLimit: (bucket: string) => ({
+    // transform runs before validation: malformed attempts count too.
+    async transform({ request, server }) {
+      try {
+        await authLimiter().consume(`${bucket}:${clientAddress(request, server)}`)
+      } catch (rejection) {
+        if (rejection instanceof RateLimiterRes) throw new TooManyRequests(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)))
+        throw rejection
+      }
+    },
+  }),
+})

@@ -1,0 +1,53 @@
+import { cors } from '@elysiajs/cors'
+import { Elysia } from 'elysia'
+import { helmet } from 'elysia-helmet'
+import { config } from '../config'
+import { HttpError } from './errors'
+
+export const MAX_BODY_BYTES = 100 * 1024
+
+/** Declared sizes over the limit are refused before the body is read (Bun.serve caps the rest). */
+const bodyLimit = new Elysia({ name: 'body-limit' }).onRequest(({ request }) => {
+  const length = Number(request.headers.get('content-length') ?? 0)
+  if (length > MAX_BODY_BYTES) throw new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES / 1024} KB`)
+})
+
+// One policy for every response: JSON needs none of it, and it is what the Swagger UI
+// (scripts from unpkg) and Bull Board (its own assets, inline styles) need to render.
+const securityHeaders = helmet({
+  contentSecurityPolicy: {
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'", "'unsafe-inline'", 'https://unpkg.com'],
+      styleSrc: ["'self'", "'unsafe-inline'", 'https://unpkg.com', 'https://fonts.googleapis.com'],
+      fontSrc: ["'self'", 'data:', 'https://fonts.gstatic.com'],
+      imgSrc: ["'self'", 'data:', 'https:'],
+      connectSrc: ["'self'"],
+      frameAncestors: ["'none'"],
+      objectSrc: ["'none'"],
+      // Off, so that plain-http local development still loads the docs' own resources.
+      upgradeInsecureRequests: null,
+    },
+  },
+  crossOriginEmbedderPolicy: false,
+  // elysia-helmet 3.1 writes this one under the Cross-Origin-Resource-Policy name, clobbering that header.
+  originAgentCluster: false,
+  referrerPolicy: { policy: 'no-referrer' },
+  xFrameOptions: { action: 'deny' },
+})
+
+const allowedOrigins = config.CORS_ORIGINS.split(',')
+  .map((origin) => origin.trim())
+  .filter(Boolean)
+
+/** CORS only for the origins named in CORS_ORIGINS; none named means same-origin only. */
+const crossOrigin = allowedOrigins.length
+  ? cors({
+      origin: allowedOrigins.includes('*') ? true : allowedOrigins,
+      allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+      exposeHeaders: ['Retry-After', 'Idempotent-Replayed', 'X-Request-Id'],
+      maxAge: 600,
+    })
+  : new Elysia({ name: 'no-cors' })
+
+export const security = new Elysia({ name: 'security' }).use(securityHeaders).use(crossOrigin).use(bodyLimit)
