@@ -4,10 +4,9 @@ import { sql } from './db/client'
 import { closeProducer, producer } from './jobs/redis'
 import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
-import { MAX_BODY_BYTES } from './lib/security'
+import { SERVER_BODY_CAP_BYTES } from './lib/security'
 
-// Bun refuses bodies past the cap even when no Content-Length announced them (slack for headers' sake).
-app.listen({ port: config.PORT, maxRequestBodySize: MAX_BODY_BYTES + 1024 })
+app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES })
 const relay = new OutboxRelay(producer().queues).start()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)

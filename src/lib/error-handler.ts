@@ -38,6 +38,9 @@ function describeValidation(error: ValidationError): Failure {
 /** Maps every failure to the contract's status code and a `{"error": ...}` body. */
 export function describeFailure(code: string | number, error: unknown): Failure {
   if (error instanceof HttpError) return { status: error.status, error: error.message }
+  // Elysia wraps what a parse hook throws (e.g. the body-size 413) in its own ParseError.
+  if (code === 'PARSE' && error instanceof Error && error.cause instanceof HttpError)
+    return { status: error.cause.status, error: error.cause.message }
   if (error instanceof ValidationError) return describeValidation(error)
   switch (code) {
     case 'NOT_FOUND':

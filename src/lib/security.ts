@@ -5,12 +5,29 @@ import { config } from '../config'
 import { HttpError } from './errors'
 
 export const MAX_BODY_BYTES = 100 * 1024
+/** Bun.serve's own cap, a backstop well above ours: its 413 has no JSON body, so ours must come first. */
+export const SERVER_BODY_CAP_BYTES = 1024 * 1024
 
-/** Declared sizes over the limit are refused before the body is read (Bun.serve caps the rest). */
-const bodyLimit = new Elysia({ name: 'body-limit' }).onRequest(({ request }) => {
-  const length = Number(request.headers.get('content-length') ?? 0)
-  if (length > MAX_BODY_BYTES) throw new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES / 1024} KB`)
-})
+const tooLarge = () => new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES / 1024} KB`)
+
+/**
+ * A declared Content-Length over the limit is refused before the body is read; a chunked JSON
+ * body is read here with the same limit (returning nothing hands other bodies to Elysia's parsers).
+ */
+const bodyLimit = new Elysia({ name: 'body-limit' })
+  .onRequest(({ request }) => {
+    if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw tooLarge()
+  })
+  .onParse({ as: 'global' }, async ({ request }, contentType) => {
+    if (request.headers.has('content-length') || !contentType?.startsWith('application/json')) return
+    const text = await request.text()
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw tooLarge()
+    try {
+      return text ? JSON.parse(text) : undefined
+    } catch {
+      throw new HttpError(400, 'Malformed request body: expected valid JSON')
+    }
+  })
 
 // One policy for every response: JSON needs none of it, and it is what the Swagger UI
 // (scripts from unpkg) and Bull Board (its own assets, inline styles) need to render.

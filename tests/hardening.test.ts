@@ -1,0 +1,132 @@
+import { afterAll, describe, expect, spyOn, test } from 'bun:test'
+import type { Subprocess } from 'bun'
+import { call, createAdmin, expectError, freePort, registerCustomer, sql, uniqueEmail, waitFor } from './helpers'
+
+const root = new URL('..', import.meta.url).pathname
+const children: Subprocess[] = []
+afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
+
+async function startApi(env: Record<string, string>) {
+  const port = freePort()
+  const child = Bun.spawn(['bun', 'src/server.ts'], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH!,
+      HOME: process.env.HOME ?? '/tmp',
+      DATABASE_URL: process.env.DATABASE_URL!,
+      REDIS_URL: process.env.REDIS_URL!,
+      JWT_SECRET: process.env.JWT_SECRET!,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      ...env,
+    },
+    stdout: 'ignore',
+    stderr: 'inherit',
+  })
+  children.push(child)
+  const base = `http://127.0.0.1:${port}`
+  expect(await waitFor(() => fetch(`${base}/health`).then((r) => r.ok, () => false), 20_000, 100)).toBe(true)
+  return base
+}
+
+const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+
+describe('rate limits on login and register', () => {
+  test('over the limit → 429 with Retry-After, per client address, shared by every API replica', async () => {
+    const env = { RATE_LIMIT_AUTH_MAX: '3', RATE_LIMIT_AUTH_WINDOW_SECONDS: '60', TRUST_PROXY: 'true', QUEUE_PREFIX: `rl-${process.pid}-${Date.now()}` }
+    const [first, second] = await Promise.all([startApi(env), startApi(env)])
+    const from = (address: string) => ({ 'x-forwarded-for': address })
+    const attempt = (base: string, address: string) =>
+      postJson(`${base}/api/auth/login`, { email: 'nobody@example.com', password: 'wrong-password' }, from(address))
+
+    // Three attempts spread over two replicas use up the shared budget of 3.
+    expect((await attempt(first, '203.0.113.7')).status).toBe(401)
+    expect((await attempt(second, '203.0.113.7')).status).toBe(401)
+    expect((await attempt(first, '203.0.113.7')).status).toBe(401)
+    const limited = await attempt(second, '203.0.113.7')
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(((await limited.json()) as { error: string }).error).toMatch(/Too many/)
+
+    // Another address has its own budget; register has its own bucket.
+    expect((await attempt(first, '198.51.100.9')).status).toBe(401)
+    const registered = await postJson(`${first}/api/auth/register`, { email: uniqueEmail('rl'), password: 'password123' }, from('203.0.113.7'))
+    expect(registered.status).toBe(201)
+  })
+})
+
+describe('hardening', () => {
+  test('security headers on API and docs responses; no X-Powered-By', async () => {
+    for (const path of ['/api/products', '/swagger', '/nowhere']) {
+      const reply = await call('GET', path)
+      expect(reply.headers.get('x-content-type-options')).toBe('nosniff')
+      expect(reply.headers.get('referrer-policy')).toBe('no-referrer')
+      expect(reply.headers.get('x-frame-options')).toBe('DENY')
+      expect(reply.headers.get('content-security-policy')).toContain("default-src 'self'")
+      expect(reply.headers.get('content-security-policy')).toContain('https://unpkg.com')
+      expect(reply.headers.get('x-powered-by')).toBeNull()
+    }
+  })
+
+  test('a body over 100 KB → 413 JSON, through the real server too', async () => {
+    const { token } = await createAdmin()
+    const big = { name: 'x', price_cents: 1, description: 'd'.repeat(110 * 1024) }
+    // app.handle does not compute Content-Length as a socket would, so the test declares it.
+    const length = String(JSON.stringify(big).length)
+    expectError(await call('POST', '/api/products', { token, body: big, headers: { 'content-length': length } }), 413)
+    const base = await startApi({ QUEUE_PREFIX: `body-${process.pid}` })
+    const reply = await postJson(`${base}/api/products`, big, { authorization: `Bearer ${token}` })
+    expect(reply.status).toBe(413)
+    expect(await reply.json()).toEqual({ error: expect.stringContaining('100 KB') })
+    const chunked = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob([JSON.stringify(big)]).stream(), // streamed: no Content-Length
+    })
+    expect(chunked.status).toBe(413)
+    expect(((await chunked.json()) as { error: string }).error).toContain('100 KB')
+    const justUnder = await postJson(`${base}/api/auth/login`, { email: 'a@b.co', password: 'p'.repeat(1000), pad: 'x'.repeat(90 * 1024) })
+    expect(justUnder.status).toBe(401)
+  })
+
+  test('CORS is off by default and allows exactly the configured origins', async () => {
+    const none = await call('GET', '/api/products', { headers: { origin: 'https://shop.example' } })
+    expect(none.headers.get('access-control-allow-origin')).toBeNull()
+    const base = await startApi({ CORS_ORIGINS: 'https://shop.example', QUEUE_PREFIX: `cors-${process.pid}` })
+    const allowed = await fetch(`${base}/api/products`, { headers: { origin: 'https://shop.example' } })
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://shop.example')
+    const preflight = await fetch(`${base}/api/orders`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,idempotency-key' },
+    })
+    expect(preflight.status).toBeLessThan(300)
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('idempotency-key')
+    const other = await fetch(`${base}/api/products`, { headers: { origin: 'https://evil.example' } })
+    expect(other.headers.get('access-control-allow-origin')).not.toBe('https://evil.example')
+  })
+
+  test('a token of an account that no longer exists is refused everywhere', async () => {
+    const { token, user } = await registerCustomer('deleted')
+    await sql`DELETE FROM users WHERE id = ${user.id}`
+    expectError(await call('GET', '/api/orders/me', { token }), 401, /no longer exists/)
+    expectError(await call('POST', '/api/orders', { token, body: { items: [{ product_id: 1, quantity: 1 }] } }), 401)
+  })
+
+  test('the account’s current role counts, not the token’s claim', async () => {
+    const { token, user } = await registerCustomer('promoted')
+    await sql`UPDATE users SET role = 'admin' WHERE id = ${user.id}`
+    expect((await call('GET', '/api/orders', { token })).status).toBe(200)
+  })
+
+  test('login with an unknown email still runs a password hash check (no timing shortcut)', async () => {
+    const verify = spyOn(Bun.password, 'verify')
+    try {
+      const reply = await call('POST', '/api/auth/login', { body: { email: uniqueEmail('ghost'), password: 'password123' } })
+      expect(reply.status).toBe(401)
+      expect(verify).toHaveBeenCalledTimes(1)
+    } finally {
+      verify.mockRestore()
+    }
+  })
+})
