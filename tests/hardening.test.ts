@@ -25,16 +25,35 @@ async function startApi(env: Record<string, string>) {
   })
   children.push(child)
   const base = `http://127.0.0.1:${port}`
-  expect(await waitFor(() => fetch(`${base}/health`).then((r) => r.ok, () => false), 20_000, 100)).toBe(true)
+  expect(
+    await waitFor(
+      () =>
+        fetch(`${base}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      20_000,
+      100,
+    ),
+  ).toBe(true)
   return base
 }
 
 const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  })
 
 describe('rate limits on login and register', () => {
   test('over the limit → 429 with Retry-After, per client address, shared by every API replica', async () => {
-    const env = { RATE_LIMIT_AUTH_MAX: '3', RATE_LIMIT_AUTH_WINDOW_SECONDS: '60', TRUST_PROXY: 'true', QUEUE_PREFIX: `rl-${process.pid}-${Date.now()}` }
+    const env = {
+      RATE_LIMIT_AUTH_MAX: '3',
+      RATE_LIMIT_AUTH_WINDOW_SECONDS: '60',
+      TRUST_PROXY: 'true',
+      QUEUE_PREFIX: `rl-${process.pid}-${Date.now()}`,
+    }
     const [first, second] = await Promise.all([startApi(env), startApi(env)])
     const from = (address: string) => ({ 'x-forwarded-for': address })
     const attempt = (base: string, address: string) =>
@@ -51,7 +70,11 @@ describe('rate limits on login and register', () => {
 
     // Another address has its own budget; register has its own bucket.
     expect((await attempt(first, '198.51.100.9')).status).toBe(401)
-    const registered = await postJson(`${first}/api/auth/register`, { email: uniqueEmail('rl'), password: 'password123' }, from('203.0.113.7'))
+    const registered = await postJson(
+      `${first}/api/auth/register`,
+      { email: uniqueEmail('rl'), password: 'password123' },
+      from('203.0.113.7'),
+    )
     expect(registered.status).toBe(201)
   })
 })
@@ -86,7 +109,11 @@ describe('hardening', () => {
     })
     expect(chunked.status).toBe(413)
     expect(((await chunked.json()) as { error: string }).error).toContain('100 KB')
-    const justUnder = await postJson(`${base}/api/auth/login`, { email: 'a@b.co', password: 'p'.repeat(1000), pad: 'x'.repeat(90 * 1024) })
+    const justUnder = await postJson(`${base}/api/auth/login`, {
+      email: 'a@b.co',
+      password: 'p'.repeat(1000),
+      pad: 'x'.repeat(90 * 1024),
+    })
     expect(justUnder.status).toBe(401)
   })
 
@@ -98,7 +125,11 @@ describe('hardening', () => {
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://shop.example')
     const preflight = await fetch(`${base}/api/orders`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,idempotency-key' },
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization,idempotency-key',
+      },
     })
     expect(preflight.status).toBeLessThan(300)
     expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('idempotency-key')
@@ -122,7 +153,9 @@ describe('hardening', () => {
   test('login with an unknown email still runs a password hash check (no timing shortcut)', async () => {
     const verify = spyOn(Bun.password, 'verify')
     try {
-      const reply = await call('POST', '/api/auth/login', { body: { email: uniqueEmail('ghost'), password: 'password123' } })
+      const reply = await call('POST', '/api/auth/login', {
+        body: { email: uniqueEmail('ghost'), password: 'password123' },
+      })
       expect(reply.status).toBe(401)
       expect(verify).toHaveBeenCalledTimes(1)
     } finally {

@@ -51,6 +51,13 @@ export function describeFailure(code: string | number, error: unknown): Failure 
     case 'INVALID_FILE_TYPE':
       return { status: 400, error: 'Invalid request' }
   }
+  // Drizzle wraps driver errors (DrizzleQueryError); the Postgres error is its cause.
+  if (
+    !(error instanceof postgres.PostgresError) &&
+    error instanceof Error &&
+    error.cause instanceof postgres.PostgresError
+  )
+    error = error.cause
   const pgCode = (error as { code?: string } | null)?.code
   if (pgCode && DATABASE_UNAVAILABLE.has(pgCode)) return { status: 503, error: 'Database unavailable, try again later' }
   if (error instanceof postgres.PostgresError) {

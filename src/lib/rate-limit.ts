@@ -39,7 +39,8 @@ export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
       try {
         await authLimiter().consume(`${bucket}:${clientAddress(request, server)}`)
       } catch (rejection) {
-        if (rejection instanceof RateLimiterRes) throw new TooManyRequests(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)))
+        if (rejection instanceof RateLimiterRes)
+          throw new TooManyRequests(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)))
         throw rejection
       }
     },

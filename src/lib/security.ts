@@ -9,14 +9,21 @@ export const MAX_BODY_BYTES = 100 * 1024
 export const SERVER_BODY_CAP_BYTES = 1024 * 1024
 
 const tooLarge = () => new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES / 1024} KB`)
+const isJson = (contentType: string | null) => /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType ?? '')
 
 /**
- * A declared Content-Length over the limit is refused before the body is read; a chunked JSON
- * body is read here with the same limit (returning nothing hands other bodies to Elysia's parsers).
+ * Every request body is JSON, at most 100 KB. A declared Content-Length over the limit is refused
+ * before the body is read; a chunked JSON body is read here with the same limit (returning nothing
+ * hands other bodies to Elysia's parsers).
  */
-const bodyLimit = new Elysia({ name: 'body-limit' })
+const requestBody = new Elysia({ name: 'request-body' })
   .onRequest(({ request }) => {
-    if (Number(request.headers.get('content-length') ?? 0) > MAX_BODY_BYTES) throw tooLarge()
+    const length = request.headers.get('content-length')
+    if (Number(length ?? 0) > MAX_BODY_BYTES) throw tooLarge()
+    const hasBody =
+      length !== '0' && (length !== null || request.headers.has('transfer-encoding') || request.body !== null)
+    if (hasBody && !isJson(request.headers.get('content-type')))
+      throw new HttpError(400, 'Request bodies must be JSON (Content-Type: application/json)')
   })
   .onParse({ as: 'global' }, async ({ request }, contentType) => {
     if (request.headers.has('content-length') || !contentType?.startsWith('application/json')) return
@@ -67,4 +74,4 @@ const crossOrigin = allowedOrigins.length
     })
   : new Elysia({ name: 'no-cors' })
 
-export const security = new Elysia({ name: 'security' }).use(securityHeaders).use(crossOrigin).use(bodyLimit)
+export const security = new Elysia({ name: 'security' }).use(securityHeaders).use(crossOrigin).use(requestBody)

@@ -2,7 +2,7 @@ import { Type as t, type Static } from '@sinclair/typebox'
 
 // Surrounding spaces are allowed here because the service trims the email before using it.
 const Email = t.String({
-  pattern: '^\\s*[^\\s@]+@[^\\s@]+\\.[^\\s@]+\\s*$',
+  pattern: '^\\s*[^\\s@\\u0000-\\u001f]+@[^\\s@\\u0000-\\u001f]+\\.[^\\s@\\u0000-\\u001f]+\\s*$',
   maxLength: 254,
   description: 'Email address; trimmed and lower-cased',
   examples: ['ada@example.com'],

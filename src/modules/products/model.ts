@@ -1,14 +1,17 @@
 import { Type as t, type Static, type TBoolean } from '@sinclair/typebox'
 import { decodesTo, INT4, PaginationQuery } from '../../lib/model'
 
+// Not blank, and no control characters (Postgres text cannot hold NUL at all).
 const Name = t.String({
   minLength: 1,
   maxLength: 200,
-  pattern: '\\S',
+  pattern: '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$',
   description: '1-200 characters, not blank',
   examples: ['Water Bottle'],
 })
-const Description = t.Union([t.String({ maxLength: 5000 }), t.Null()], { examples: ['24oz stainless steel'] })
+const Description = t.Union([t.String({ maxLength: 5000, pattern: '^[^\\u0000]*$' }), t.Null()], {
+  examples: ['24oz stainless steel'],
+})
 const PriceCents = t.Integer({ minimum: 0, ...INT4, description: 'Price in cents', examples: [2499] })
 const Inventory = t.Integer({ minimum: 0, ...INT4, description: 'Units in stock', examples: [20] })
 
