@@ -11,7 +11,7 @@ export const ErrorResponse = t.Object(
     error: t.String({ description: 'Human readable message' }),
     details: t.Optional(t.Array(t.Object({ path: t.String(), message: t.String() }))),
   },
-  { $id: '#/components/schemas/Error', title: 'Error', examples: [{ error: 'Product 7 not found' }] },
+  { title: 'Error', examples: [{ error: 'Product 7 not found' }] },
 )
 
 /**

@@ -29,13 +29,17 @@ export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['He
       const [postgres, redis] = await Promise.all([checkPostgres(), checkRedis()])
       const checks = { postgres, redis }
       const ready = Object.values(checks).every((check) => check.status === 'ok')
-      if (!ready) set.status = 503
-      return { status: ready ? ('ok' as const) : ('unavailable' as const), checks }
+      if (ready) return { status: 'ok' as const, checks }
+      set.status = 503
+      const failing = Object.entries(checks)
+        .filter(([, check]) => check.status !== 'ok')
+        .map(([name]) => name)
+      return { status: 'unavailable' as const, error: `Not ready: ${failing.join(', ')} unavailable`, checks }
     },
     {
       response: {
         200: t.Object({ status: t.Literal('ok'), checks: t.Record(t.String(), Check) }),
-        503: t.Object({ status: t.Literal('unavailable'), checks: t.Record(t.String(), Check) }),
+        503: t.Object({ status: t.Literal('unavailable'), error: t.String(), checks: t.Record(t.String(), Check) }),
       },
       detail: { summary: 'Readiness: Postgres (and Redis) answer' },
     },

@@ -1,0 +1,28 @@
+import createClient from 'openapi-fetch'
+import type { paths } from './generated/openapi'
+
+/**
+ * A shopper's whole journey through a client typed only by the published OpenAPI document:
+ * if the document drifts from the routes, `make test`'s type-check or this flow fails.
+ */
+export async function shopperJourney(baseUrl: string, productId: number) {
+  const api = createClient<paths>({ baseUrl })
+  const email = `openapi-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`
+  const password = 'password123'
+
+  const registered = await api.POST('/api/auth/register', { body: { email, password } })
+  const login = await api.POST('/api/auth/login', { body: { email, password } })
+  if (!login.data) throw new Error(`login failed: ${JSON.stringify(login.error)}`)
+  const auth = { headers: { authorization: `Bearer ${login.data.token}` } }
+
+  const products = await api.GET('/api/products', { params: { query: { page: '1', limit: '5', active: 'true' } } })
+  const product = await api.GET('/api/products/{id}', { params: { path: { id: String(productId) } } })
+  const order = await api.POST('/api/orders', {
+    ...auth,
+    params: { header: { 'idempotency-key': `journey-${email}` } },
+    body: { items: [{ product_id: productId, quantity: 2 }] },
+  })
+  const mine = await api.GET('/api/orders/me', auth)
+  const me = await api.GET('/api/auth/me', auth)
+  return { registered, login: login.data, products, product, order, mine, me }
+}

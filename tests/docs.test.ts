@@ -1,0 +1,102 @@
+import { afterAll, describe, expect, test } from 'bun:test'
+import SwaggerParser from '@apidevtools/swagger-parser'
+import type { Subprocess } from 'bun'
+import { generateOpenApiTypes, TYPES_FILE } from '../scripts/openapi-types'
+import { shopperJourney } from './api-client'
+import { createAdmin, createProduct, freePort, waitFor } from './helpers'
+
+// The published document is the contract clients build on: it must validate, it must match
+// the committed generated types, and a client typed only by it must be able to shop.
+
+const children: Subprocess[] = []
+afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
+
+async function startApi() {
+  const port = freePort()
+  const child = Bun.spawn(['bun', 'src/server.ts'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: {
+      PATH: process.env.PATH!,
+      DATABASE_URL: process.env.DATABASE_URL!,
+      REDIS_URL: process.env.REDIS_URL!,
+      JWT_SECRET: process.env.JWT_SECRET!,
+      QUEUE_PREFIX: `docs-${process.pid}`,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+    },
+    stdout: 'ignore',
+    stderr: 'inherit',
+  })
+  children.push(child)
+  const base = `http://127.0.0.1:${port}`
+  expect(
+    await waitFor(
+      () =>
+        fetch(`${base}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      20_000,
+      100,
+    ),
+  ).toBe(true)
+  return base
+}
+
+describe('the OpenAPI document', () => {
+  let base: string
+  let document: any
+
+  test('is served at /swagger/json and validates as OpenAPI 3.1', async () => {
+    base = await startApi()
+    document = await (await fetch(`${base}/swagger/json`)).json()
+    expect(document.openapi).toBe('3.1.0')
+    await SwaggerParser.validate(structuredClone(document))
+  })
+
+  test('every operation has a summary, tags, JSON schemas for bodies and responses, and error schemas', () => {
+    let operations = 0
+    for (const [path, item] of Object.entries<any>(document.paths)) {
+      for (const [method, operation] of Object.entries<any>(item)) {
+        operations++
+        const where = `${method.toUpperCase()} ${path}`
+        expect({ where, summary: typeof operation.summary }).toEqual({ where, summary: 'string' })
+        expect(operation.tags.length).toBeGreaterThan(0)
+        if (operation.requestBody) expect(Object.keys(operation.requestBody.content)).toEqual(['application/json'])
+        for (const [status, response] of Object.entries<any>(operation.responses)) {
+          expect(response.description).toBeString()
+          if (status !== '204') expect(response.content['application/json'].schema).toBeObject()
+          if (Number(status) >= 400) expect(response.content['application/json'].schema.required).toContain('error')
+        }
+      }
+    }
+    expect(operations).toBeGreaterThanOrEqual(16)
+  })
+
+  test('the main requests carry examples', () => {
+    const bodyExample = (path: string) => {
+      const schema = document.paths[path].post.requestBody.content['application/json'].schema
+      return schema.examples ?? Object.values<any>(schema.properties).flatMap((property) => property.examples ?? [])
+    }
+    for (const path of ['/api/auth/register', '/api/auth/login', '/api/products', '/api/orders'])
+      expect({ path, examples: bodyExample(path).length > 0 }).toEqual({ path, examples: true })
+  })
+
+  test('the committed generated types match the document (run `bun run docs:types` after changing routes)', async () => {
+    expect(await generateOpenApiTypes(document)).toBe(await Bun.file(TYPES_FILE).text())
+  })
+
+  test('a client generated from it (openapi-typescript + openapi-fetch) runs a full shopping flow', async () => {
+    const admin = await createAdmin()
+    const product = await createProduct(admin.token, { inventory: 10, price_cents: 450 })
+    const journey = await shopperJourney(base, product.id)
+    expect(journey.registered.response.status).toBe(201)
+    expect(journey.login.user.role).toBe('customer')
+    expect(journey.products.data?.data.every((p) => p.is_active)).toBe(true)
+    expect(journey.product.data?.id).toBe(product.id)
+    expect(journey.order.response.status).toBe(201)
+    expect(journey.order.data?.total_cents).toBe(900)
+    expect(journey.mine.data?.data.map((o) => o.id)).toEqual([journey.order.data!.id])
+    expect(journey.me.data?.user.email).toBe(journey.login.user.email)
+  })
+})
