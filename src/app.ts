@@ -2,6 +2,7 @@ import { swagger } from '@elysiajs/swagger'
 import { Elysia } from 'elysia'
 import { errorHandler } from './lib/error-handler'
 import { ErrorResponse } from './lib/model'
+import { observability } from './lib/observability'
 import { normalizeOpenApi } from './lib/openapi'
 import { security } from './lib/security'
 import { adminRoutes } from './modules/admin'
@@ -13,6 +14,7 @@ import { productRoutes } from './modules/products'
 
 export const app = new Elysia()
   .use(errorHandler)
+  .use(observability)
   .use(security)
   .onAfterHandle({ as: 'global' }, ({ path, response }) =>
     path === '/swagger/json' ? normalizeOpenApi(response as Record<string, unknown>) : undefined,

@@ -32,6 +32,8 @@ const EnvSchema = t.Object({
   ),
   WORKER_CONCURRENCY: t.Integer({ minimum: 1, maximum: 1000, default: 10 }),
   // How long a worker's lock on a job lasts; a job whose worker died is retried after this.
+  // The worker's own /metrics and /health (0 picks a free port).
+  WORKER_METRICS_PORT: t.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
   WORKER_LOCK_DURATION_MS: t.Integer({ minimum: 500, maximum: 600_000, default: 30_000 }),
   // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),

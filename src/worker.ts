@@ -1,6 +1,7 @@
 import { config } from './config'
 import { sql } from './db/client'
 import { createMailer } from './jobs/mailer'
+import { serveWorkerMetrics } from './jobs/metrics'
 import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
 import { deleteExpiredIdempotencyKeys } from './modules/orders/place'
@@ -17,6 +18,7 @@ const cleanup = setInterval(() => {
 }, CLEANUP_INTERVAL_MS)
 
 const running = startWorkers({ mailer })
+const metricsServer = serveWorkerMetrics(config.WORKER_METRICS_PORT)
 logger.info(
   {
     queues: running.workers.map((worker) => worker.name),
@@ -34,6 +36,7 @@ async function shutdown(signal: string) {
   logger.info({ signal }, 'worker stopping: finishing active jobs')
   clearInterval(cleanup)
   await running.close()
+  await metricsServer.stop()
   await sql.end({ timeout: 5 })
   logger.info('worker stopped')
   process.exit(0)

@@ -27,6 +27,7 @@ Object.assign(process.env, {
   RATE_LIMIT_AUTH_MAX: '1000000',
   TRUST_PROXY: 'false',
   CORS_ORIGINS: '',
+  WORKER_METRICS_PORT: '0',
 })
 
 const maintenance = new URL(databaseUrl)

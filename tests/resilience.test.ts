@@ -21,6 +21,7 @@ function spawnService(script: 'src/server.ts' | 'src/worker.ts', env: Record<str
       DATABASE_URL: process.env.DATABASE_URL!,
       JWT_SECRET: process.env.JWT_SECRET!,
       LOG_LEVEL: 'warn',
+      WORKER_METRICS_PORT: '0',
       ...env,
     },
     stdout: 'ignore',

@@ -9,6 +9,9 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
+/** The job states operators watch, in /api/admin/queues and /metrics. */
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
+
 export type OrderConfirmationPayload = { orderId: number }
 
 export type AuditAction = 'order.placed' | 'order.cancelled' | 'product.created' | 'product.updated' | 'product.deleted'

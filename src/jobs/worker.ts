@@ -3,6 +3,7 @@ import { config } from '../config'
 import { logger } from '../lib/logger'
 import { QUEUES, type AuditPayload, type OrderConfirmationPayload } from './definitions'
 import { confirmOrder, writeAudit } from './handlers'
+import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection } from './redis'
 
@@ -44,15 +45,21 @@ export function startWorkers(options: WorkerOptions) {
       ? { orderId: job.data.orderId }
       : { entity: job.data.entity, entityId: job.data.entityId }),
   })
+  const record = (job: Job, outcome: 'completed' | 'failed') => {
+    jobsProcessed.inc({ queue: job.queueName, outcome })
+    if (job.processedOn) jobDuration.observe({ queue: job.queueName, outcome }, (Date.now() - job.processedOn) / 1000)
+  }
   for (const worker of workers) {
-    worker.on('active', (job) => logger.debug(context(job), 'job started'))
-    worker.on('completed', (job) => logger.debug(context(job), 'job finished'))
+    worker.on('active', (job) => logger.info(context(job), 'job started'))
+    worker.on('completed', (job) => {
+      record(job, 'completed')
+      logger.info({ ...context(job), ms: job.processedOn ? Date.now() - job.processedOn : undefined }, 'job finished')
+    })
     worker.on('failed', (job, error) => {
-      if (job)
-        logger.warn(
-          { ...context(job), err: error, willRetry: job.attemptsMade < (job.opts.attempts ?? 1) },
-          'job failed',
-        )
+      if (!job) return
+      record(job, 'failed')
+      const willRetry = job.attemptsMade < (job.opts.attempts ?? 1)
+      logger.warn({ ...context(job), err: error, willRetry }, 'job failed')
     })
     worker.on('error', (error) => logger.error({ err: error }, 'worker error'))
   }

@@ -1,9 +1,7 @@
 import { sql } from '../../db/client'
-import { QUEUE_NAMES, type QueueName } from '../../jobs/definitions'
+import { JOB_STATES, QUEUE_NAMES, type QueueName } from '../../jobs/definitions'
 import { producer } from '../../jobs/redis'
 import { HttpError } from '../../lib/errors'
-
-export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
 
 const redisUnavailable = () => new HttpError(503, 'Redis unavailable, try again later')
 

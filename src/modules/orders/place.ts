@@ -5,6 +5,7 @@ import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
 import { QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
 import { conflict, HttpError, notFound } from '../../lib/errors'
+import { ordersPlaced, ordersRejected } from '../../lib/metrics'
 import type { CreateOrderBody, Order } from './model'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
@@ -154,6 +155,7 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
         }),
       )
       outboxWritten()
+      ordersPlaced.inc()
       return { status: 201, order, replayed: false }
     } catch (error) {
       if (error instanceof KeyAlreadyUsed) {
@@ -163,7 +165,17 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
       }
       if (!(error instanceof StockShortfall)) throw error
       const reason = await explainShortfall(productIds, quantities)
-      if (reason) throw reason
+      if (reason) {
+        ordersRejected.inc({
+          reason:
+            reason.status === 404
+              ? 'unknown_product'
+              : /active/.test(reason.message)
+                ? 'inactive_product'
+                : 'insufficient_inventory',
+        })
+        throw reason
+      }
       if (attempt >= MAX_TRANSACTION_ATTEMPTS) throw conflict(`Insufficient inventory for product ${productIds[0]}`)
     }
   }

@@ -1,0 +1,64 @@
+import client from 'prom-client'
+import { sql } from '../db/client'
+import { JOB_STATES, QUEUE_NAMES } from '../jobs/definitions'
+import { producer } from '../jobs/redis'
+
+/** The API process's Prometheus registry, served at /metrics. */
+export const registry = new client.Registry()
+client.collectDefaultMetrics({ register: registry })
+
+export const httpRequests = new client.Counter({
+  name: 'http_requests_total',
+  help: 'HTTP requests by method, route template and status',
+  labelNames: ['method', 'route', 'status'] as const,
+  registers: [registry],
+})
+
+export const httpDuration = new client.Histogram({
+  name: 'http_request_duration_seconds',
+  help: 'HTTP request latency by method, route template and status',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+})
+
+export const ordersPlaced = new client.Counter({
+  name: 'orders_placed_total',
+  help: 'Orders placed (201)',
+  registers: [registry],
+})
+
+export const ordersRejected = new client.Counter({
+  name: 'orders_rejected_total',
+  help: 'Orders refused by the stock rules, by reason',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+})
+
+// Sampled when Prometheus scrapes, not kept up to date on every change.
+new client.Gauge({
+  name: 'outbox_backlog',
+  help: 'Outbox rows not yet handed to BullMQ',
+  registers: [registry],
+  async collect() {
+    const [row] = await sql<{ backlog: number }[]>`SELECT count(*)::int AS backlog FROM outbox WHERE sent_at IS NULL`
+    this.set(row?.backlog ?? 0)
+  },
+})
+
+new client.Gauge({
+  name: 'queue_jobs',
+  help: 'BullMQ jobs per queue and state (absent while Redis is unreachable)',
+  labelNames: ['queue', 'state'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset()
+    const { queues } = producer()
+    await Promise.all(
+      QUEUE_NAMES.map(async (name) => {
+        const counts = await queues[name].getJobCounts(...JOB_STATES).catch(() => undefined)
+        for (const state of JOB_STATES) if (counts) this.set({ queue: name, state }, counts[state] ?? 0)
+      }),
+    )
+  },
+})
