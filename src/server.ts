@@ -11,12 +11,15 @@ const relay = new OutboxRelay(producer().queues).start()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 
+const SHUTDOWN_GRACE_MS = 10_000
 let stopping = false
 async function shutdown(signal: string) {
   if (stopping) return
   stopping = true
-  logger.info({ signal }, 'shutting down')
-  await app.stop()
+  logger.info({ signal }, 'shutting down: no new connections, finishing requests in flight')
+  // In-flight requests get a bounded time to finish; whatever is left after it is cut off.
+  const finished = await Promise.race([app.stop().then(() => true), Bun.sleep(SHUTDOWN_GRACE_MS).then(() => false)])
+  if (!finished) await app.stop(true)
   await relay.stop()
   await closeProducer()
   await sql.end({ timeout: 5 })

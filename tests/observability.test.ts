@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Subprocess } from 'bun'
+import { call, countWhere, createAdmin, createProduct, freePort, registerCustomer, sql, waitFor } from './helpers'
+
+const root = new URL('..', import.meta.url).pathname
+const children: Subprocess[] = []
+afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
+
+let admin: { token: string }
+let customer: { token: string; user: { id: number } }
+
+beforeAll(async () => {
+  admin = await createAdmin()
+  customer = await registerCustomer('observed')
+})
+
+/** Starts an API or worker process whose stdout (the JSON log) is collected. */
+function spawnLogged(script: string, env: Record<string, string>) {
+  const lines: string[] = []
+  const child = Bun.spawn(['bun', script], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH!,
+      DATABASE_URL: process.env.DATABASE_URL!,
+      REDIS_URL: process.env.REDIS_URL!,
+      JWT_SECRET: process.env.JWT_SECRET!,
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdout: 'pipe',
+    stderr: 'inherit',
+  })
+  children.push(child)
+  void (async () => {
+    const decoder = new TextDecoder()
+    let pending = ''
+    for await (const chunk of child.stdout) {
+      pending += decoder.decode(chunk)
+      const parts = pending.split('\n')
+      pending = parts.pop()!
+      lines.push(...parts)
+    }
+  })()
+  return { child, lines, parsed: () => lines.flatMap((line) => (line.startsWith('{') ? [JSON.parse(line)] : [])) }
+}
+
+async function untilUp(url: string) {
+  expect(await waitFor(() => fetch(url).then((r) => r.ok, () => false), 20_000, 100)).toBe(true)
+}
+
+const metricValue = (text: string, series: string) => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line ? Number(line.slice(series.length + 1)) : undefined
+}
+
+describe('/metrics', () => {
+  test('request counts and latency by route template and status, order counters, outbox and queue gauges, process metrics', async () => {
+    const product = await createProduct(admin.token, { inventory: 1 })
+    await call('GET', `/api/products/${product.id}`)
+    await call('GET', '/api/products/abc')
+    const before = await (await call('GET', '/metrics')).body
+    const placedBefore = metricValue(before, 'orders_placed_total') ?? 0
+    const rejectedBefore = metricValue(before, 'orders_rejected_total{reason="insufficient_inventory"}') ?? 0
+    expect((await call('POST', '/api/orders', { token: customer.token, body: { items: [{ product_id: product.id, quantity: 1 }] } })).status).toBe(201)
+    expect((await call('POST', '/api/orders', { token: customer.token, body: { items: [{ product_id: product.id, quantity: 1 }] } })).status).toBe(409)
+
+    const reply = await call('GET', '/metrics')
+    expect(reply.status).toBe(200)
+    expect(reply.headers.get('content-type')).toContain('text/plain')
+    const text: string = reply.body
+    expect(metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="200"}')).toBeGreaterThanOrEqual(1)
+    expect(metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="400"}')).toBeGreaterThanOrEqual(1)
+    expect(text).not.toContain(`route="/api/products/${product.id}"`)
+    expect(text).toContain('http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/products/:id",status="200"}')
+    expect(metricValue(text, 'orders_placed_total')).toBe(placedBefore + 1)
+    expect(metricValue(text, 'orders_rejected_total{reason="insufficient_inventory"}')).toBe(rejectedBefore + 1)
+    expect(metricValue(text, 'outbox_backlog')).toBeGreaterThanOrEqual(0)
+    expect(metricValue(text, 'queue_jobs{queue="order-confirmation",state="waiting"}')).toBeGreaterThanOrEqual(0)
+    expect(metricValue(text, 'queue_jobs{queue="audit",state="failed"}')).toBeGreaterThanOrEqual(0)
+    expect(metricValue(text, 'process_cpu_seconds_total')).toBeGreaterThan(0)
+    expect(metricValue(text, 'process_resident_memory_bytes')).toBeGreaterThan(0)
+  })
+})
+
+describe('request ids', () => {
+  test('a sane X-Request-Id is echoed; otherwise one is generated', async () => {
+    expect((await call('GET', '/health', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe('abc-123')
+    expect((await call('GET', '/health')).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    const hostile = await call('GET', '/health', { headers: { 'x-request-id': 'x'.repeat(500) } })
+    expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+  })
+})
+
+describe('logs, worker metrics and job lines', () => {
+  test('one JSON line per request with id, route, status and duration; no passwords or tokens anywhere', async () => {
+    const port = freePort()
+    const workerPort = freePort()
+    const prefix = `logs-${process.pid}-${Date.now()}`
+    const api = spawnLogged('src/server.ts', { PORT: String(port), QUEUE_PREFIX: prefix })
+    const worker = spawnLogged('src/worker.ts', { QUEUE_PREFIX: prefix, WORKER_METRICS_PORT: String(workerPort) })
+    const base = `http://127.0.0.1:${port}`
+    await untilUp(`${base}/health`)
+    await untilUp(`http://127.0.0.1:${workerPort}/health`)
+
+    const email = `logged-${Date.now()}@example.com`
+    const password = 'secret-password-123'
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+    const { token } = (await (await post('/api/auth/register', { email, password })).json()) as { token: string }
+    await post('/api/auth/login', { email, password: 'wrong-password-456' })
+    const product = await createProduct(admin.token, { inventory: 5 })
+    const ordered = await post('/api/orders', { items: [{ product_id: product.id, quantity: 1 }] }, { authorization: `Bearer ${token}`, 'x-request-id': 'order-req-1' })
+    const order = (await ordered.json()) as { id: number }
+    expect(await waitFor(async () => (await countWhere(sql`SELECT count(*)::int AS count FROM orders WHERE id = ${order.id} AND status = 'confirmed'`)) === 1)).toBe(true)
+
+    const requestLine = await waitFor(() => api.parsed().find((line) => line.msg === 'request' && line.requestId === 'order-req-1'))
+    expect(requestLine).toMatchObject({ method: 'POST', route: '/api/orders', status: 201, requestId: 'order-req-1' })
+    expect(requestLine.ms).toBeNumber()
+    expect(api.parsed().some((line) => line.msg === 'request' && line.route === '/api/auth/login' && line.status === 401)).toBe(true)
+
+    const jobLines = await waitFor(() => {
+      const lines = worker.parsed().filter((line) => line.msg === 'job finished' && line.orderId === order.id)
+      return lines.length ? lines : undefined
+    })
+    expect(jobLines![0]).toMatchObject({ queue: 'order-confirmation', jobId: expect.stringMatching(/^outbox-\d+$/) })
+    expect(worker.parsed().some((line) => line.msg === 'job started' && line.orderId === order.id)).toBe(true)
+
+    const workerMetrics = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text()
+    expect(metricValue(workerMetrics, 'jobs_processed_total{queue="order-confirmation",outcome="completed"}')).toBeGreaterThanOrEqual(1)
+    expect(metricValue(workerMetrics, 'jobs_processed_total{queue="audit",outcome="completed"}')).toBeGreaterThanOrEqual(1)
+    expect(workerMetrics).toContain('job_duration_seconds_bucket')
+
+    const everything = [...api.lines, ...worker.lines].join('\n')
+    for (const secret of [password, 'wrong-password-456', token, token.split('.')[2]!]) expect(everything).not.toContain(secret)
+    expect(everything.toLowerCase()).not.toContain('bearer ')
+  })
+})
+
+describe('graceful shutdown of the API', () => {
+  test('SIGTERM in the middle of a burst of orders: every accepted order is whole, exit code 0', async () => {
+    const port = freePort()
+    const prefix = `shutdown-${process.pid}-${Date.now()}`
+    const api = spawnLogged('src/server.ts', { PORT: String(port), QUEUE_PREFIX: prefix })
+    const base = `http://127.0.0.1:${port}`
+    await untilUp(`${base}/health`)
+    const shopper = await registerCustomer('shutdown')
+    const product = await createProduct(admin.token, { inventory: 1000 })
+
+    const burst = Array.from({ length: 150 }, async (_, i) => {
+      await Bun.sleep(i % 50) // spread over ~50 ms so SIGTERM lands mid-burst
+      try {
+        const response = await fetch(`${base}/api/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${shopper.token}` },
+          body: JSON.stringify({ items: [{ product_id: product.id, quantity: 1 }] }),
+        })
+        return { status: response.status, body: (await response.json()) as { id: number } }
+      } catch {
+        return { status: 0, body: undefined }
+      }
+    })
+    await Bun.sleep(20)
+    api.child.kill('SIGTERM')
+    const replies = await Promise.all(burst)
+    expect(await api.child.exited).toBe(0)
+
+    const accepted = replies.filter((reply) => reply.status === 201).map((reply) => reply.body!.id)
+    expect(accepted.length).toBeGreaterThan(0)
+    expect(replies.every((reply) => reply.status === 201 || reply.status === 0 || reply.status === 503)).toBe(true)
+    // Nothing lost, nothing half-done: the orders in the database are exactly the accepted ones,
+    // each with its line and both outbox rows, all relayed before the process exited.
+    const stored = await sql<{ id: number; lines: number; jobs: number; unsent: number }[]>`
+      SELECT o.id,
+             (SELECT count(*)::int FROM order_items i WHERE i.order_id = o.id) AS lines,
+             (SELECT count(*)::int FROM outbox x WHERE (x.payload->>'orderId')::int = o.id OR (x.payload->>'entity' = 'order' AND (x.payload->>'entityId')::int = o.id)) AS jobs,
+             (SELECT count(*)::int FROM outbox x WHERE x.sent_at IS NULL AND ((x.payload->>'orderId')::int = o.id OR (x.payload->>'entity' = 'order' AND (x.payload->>'entityId')::int = o.id))) AS unsent
+      FROM orders o WHERE o.user_id = ${shopper.user.id} ORDER BY o.id`
+    expect(stored.map((row) => row.id).sort()).toEqual([...accepted].sort())
+    expect(stored.every((row) => row.lines === 1 && row.jobs === 2 && row.unsent === 0)).toBe(true)
+    const [stock] = await sql`SELECT inventory FROM products WHERE id = ${product.id}`
+    expect(stock!.inventory).toBe(1000 - accepted.length)
+    expect(api.parsed().some((line) => line.msg === 'stopped')).toBe(true)
+  })
+})
