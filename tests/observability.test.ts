@@ -45,7 +45,17 @@ function spawnLogged(script: string, env: Record<string, string>) {
 }
 
 async function untilUp(url: string) {
-  expect(await waitFor(() => fetch(url).then((r) => r.ok, () => false), 20_000, 100)).toBe(true)
+  expect(
+    await waitFor(
+      () =>
+        fetch(url).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      20_000,
+      100,
+    ),
+  ).toBe(true)
 }
 
 const metricValue = (text: string, series: string) => {
@@ -61,17 +71,37 @@ describe('/metrics', () => {
     const before = await (await call('GET', '/metrics')).body
     const placedBefore = metricValue(before, 'orders_placed_total') ?? 0
     const rejectedBefore = metricValue(before, 'orders_rejected_total{reason="insufficient_inventory"}') ?? 0
-    expect((await call('POST', '/api/orders', { token: customer.token, body: { items: [{ product_id: product.id, quantity: 1 }] } })).status).toBe(201)
-    expect((await call('POST', '/api/orders', { token: customer.token, body: { items: [{ product_id: product.id, quantity: 1 }] } })).status).toBe(409)
+    expect(
+      (
+        await call('POST', '/api/orders', {
+          token: customer.token,
+          body: { items: [{ product_id: product.id, quantity: 1 }] },
+        })
+      ).status,
+    ).toBe(201)
+    expect(
+      (
+        await call('POST', '/api/orders', {
+          token: customer.token,
+          body: { items: [{ product_id: product.id, quantity: 1 }] },
+        })
+      ).status,
+    ).toBe(409)
 
     const reply = await call('GET', '/metrics')
     expect(reply.status).toBe(200)
     expect(reply.headers.get('content-type')).toContain('text/plain')
     const text: string = reply.body
-    expect(metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="200"}')).toBeGreaterThanOrEqual(1)
-    expect(metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="400"}')).toBeGreaterThanOrEqual(1)
+    expect(
+      metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="200"}'),
+    ).toBeGreaterThanOrEqual(1)
+    expect(
+      metricValue(text, 'http_requests_total{method="GET",route="/api/products/:id",status="400"}'),
+    ).toBeGreaterThanOrEqual(1)
     expect(text).not.toContain(`route="/api/products/${product.id}"`)
-    expect(text).toContain('http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/products/:id",status="200"}')
+    expect(text).toContain(
+      'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/products/:id",status="200"}',
+    )
     expect(metricValue(text, 'orders_placed_total')).toBe(placedBefore + 1)
     expect(metricValue(text, 'orders_rejected_total{reason="insufficient_inventory"}')).toBe(rejectedBefore + 1)
     expect(metricValue(text, 'outbox_backlog')).toBeGreaterThanOrEqual(0)
@@ -84,7 +114,9 @@ describe('/metrics', () => {
 
 describe('request ids', () => {
   test('a sane X-Request-Id is echoed; otherwise one is generated', async () => {
-    expect((await call('GET', '/health', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe('abc-123')
+    expect((await call('GET', '/health', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe(
+      'abc-123',
+    )
     expect((await call('GET', '/health')).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
     const hostile = await call('GET', '/health', { headers: { 'x-request-id': 'x'.repeat(500) } })
     expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
@@ -105,18 +137,37 @@ describe('logs, worker metrics and job lines', () => {
     const email = `logged-${Date.now()}@example.com`
     const password = 'secret-password-123'
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      })
     const { token } = (await (await post('/api/auth/register', { email, password })).json()) as { token: string }
     await post('/api/auth/login', { email, password: 'wrong-password-456' })
     const product = await createProduct(admin.token, { inventory: 5 })
-    const ordered = await post('/api/orders', { items: [{ product_id: product.id, quantity: 1 }] }, { authorization: `Bearer ${token}`, 'x-request-id': 'order-req-1' })
+    const ordered = await post(
+      '/api/orders',
+      { items: [{ product_id: product.id, quantity: 1 }] },
+      { authorization: `Bearer ${token}`, 'x-request-id': 'order-req-1' },
+    )
     const order = (await ordered.json()) as { id: number }
-    expect(await waitFor(async () => (await countWhere(sql`SELECT count(*)::int AS count FROM orders WHERE id = ${order.id} AND status = 'confirmed'`)) === 1)).toBe(true)
+    expect(
+      await waitFor(
+        async () =>
+          (await countWhere(
+            sql`SELECT count(*)::int AS count FROM orders WHERE id = ${order.id} AND status = 'confirmed'`,
+          )) === 1,
+      ),
+    ).toBe(true)
 
-    const requestLine = await waitFor(() => api.parsed().find((line) => line.msg === 'request' && line.requestId === 'order-req-1'))
+    const requestLine = await waitFor(() =>
+      api.parsed().find((line) => line.msg === 'request' && line.requestId === 'order-req-1'),
+    )
     expect(requestLine).toMatchObject({ method: 'POST', route: '/api/orders', status: 201, requestId: 'order-req-1' })
     expect(requestLine.ms).toBeNumber()
-    expect(api.parsed().some((line) => line.msg === 'request' && line.route === '/api/auth/login' && line.status === 401)).toBe(true)
+    expect(
+      api.parsed().some((line) => line.msg === 'request' && line.route === '/api/auth/login' && line.status === 401),
+    ).toBe(true)
 
     const jobLines = await waitFor(() => {
       const lines = worker.parsed().filter((line) => line.msg === 'job finished' && line.orderId === order.id)
@@ -126,12 +177,17 @@ describe('logs, worker metrics and job lines', () => {
     expect(worker.parsed().some((line) => line.msg === 'job started' && line.orderId === order.id)).toBe(true)
 
     const workerMetrics = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text()
-    expect(metricValue(workerMetrics, 'jobs_processed_total{queue="order-confirmation",outcome="completed"}')).toBeGreaterThanOrEqual(1)
-    expect(metricValue(workerMetrics, 'jobs_processed_total{queue="audit",outcome="completed"}')).toBeGreaterThanOrEqual(1)
+    expect(
+      metricValue(workerMetrics, 'jobs_processed_total{queue="order-confirmation",outcome="completed"}'),
+    ).toBeGreaterThanOrEqual(1)
+    expect(
+      metricValue(workerMetrics, 'jobs_processed_total{queue="audit",outcome="completed"}'),
+    ).toBeGreaterThanOrEqual(1)
     expect(workerMetrics).toContain('job_duration_seconds_bucket')
 
     const everything = [...api.lines, ...worker.lines].join('\n')
-    for (const secret of [password, 'wrong-password-456', token, token.split('.')[2]!]) expect(everything).not.toContain(secret)
+    for (const secret of [password, 'wrong-password-456', token, token.split('.')[2]!])
+      expect(everything).not.toContain(secret)
     expect(everything.toLowerCase()).not.toContain('bearer ')
   })
 })

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Subprocess } from 'bun'
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { freePort, waitFor } from './helpers'
+
+// No Docker engine runs here, so this runs what the image and the compose file would run:
+// the Dockerfile's production-only install into a copy of exactly what it COPYs, then the
+// compose services' commands and health checks from that copy, against local Postgres/Redis.
+
+const root = new URL('..', import.meta.url).pathname
+const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
+const compose = Bun.YAML.parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as any
+const jsonArray = (text: string) => JSON.parse(text.trim()) as string[]
+
+const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '))
+const installCommand = dockerfile.match(/^RUN (bun install .*)$/m)![1]!.split(' ')
+const copied = [...runtimeStage.matchAll(/^COPY --chown=\S+ (.+) \.\/?\S*$/gm)].flatMap((match) => match[1]!.split(' '))
+const healthcheck = jsonArray(dockerfile.match(/HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])/)![1]!)
+const defaultCommand = jsonArray(dockerfile.match(/^CMD (\[.*\])$/m)![1]!)
+
+const image = mkdtempSync(join(tmpdir(), 'order-api-image-'))
+const children: Subprocess[] = []
+const databaseName = 'order_api_container_test'
+const databaseUrl = Object.assign(new URL(process.env.DATABASE_URL!), { pathname: `/${databaseName}` }).toString()
+
+/** The compose environment with its ${...} resolved the way a user's .env would. */
+function composeEnv(service: string, overrides: Record<string, string>) {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries<string>(compose.services[service].environment ?? {}))
+    env[key] = String(value).replace(/\$\{(\w+)(:[-?][^}]*)?\}/g, (_, name, rest) =>
+      rest?.startsWith(':-') ? rest.slice(2) : `test-value-for-${name}`,
+    )
+  return {
+    ...env,
+    JWT_SECRET: 'c0ntainer-test-secret-with-more-than-32-characters',
+    ADMIN_PASSWORD: 'container-admin-password',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: process.env.REDIS_URL!,
+    QUEUE_PREFIX: `container-${process.pid}`,
+    PATH: process.env.PATH!,
+    HOME: image,
+    ...overrides,
+  }
+}
+
+function run(command: string[], env: Record<string, string>) {
+  const child = Bun.spawn(command, { cwd: image, env, stdout: 'pipe', stderr: 'pipe' })
+  children.push(child)
+  return child
+}
+
+beforeAll(async () => {
+  for (const path of copied) cpSync(join(root, path), join(image, path), { recursive: true })
+  const install = Bun.spawnSync(installCommand, {
+    cwd: image,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? image },
+  })
+  expect(install.exitCode).toBe(0)
+  const admin = postgres(Object.assign(new URL(process.env.DATABASE_URL!), { pathname: '/postgres' }).toString(), {
+    max: 1,
+    onnotice: () => {},
+  })
+  await admin`DROP DATABASE IF EXISTS ${admin(databaseName)} WITH (FORCE)`
+  await admin.end()
+})
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL')
+  rmSync(image, { recursive: true, force: true })
+})
+
+describe('Dockerfile', () => {
+  test('multi-stage on the official Bun image, production dependencies only, non-root, health-checked', () => {
+    expect(dockerfile.match(/^FROM oven\/bun:\$\{BUN_VERSION\} AS \w+$/gm)?.length).toBe(2)
+    expect(installCommand).toEqual(expect.arrayContaining(['--frozen-lockfile', '--production']))
+    expect(runtimeStage).toMatch(/^USER bun$/m)
+    expect(runtimeStage).not.toMatch(/^USER root$/m)
+    expect(healthcheck).toEqual(['bun', 'src/cli/healthcheck.ts'])
+    expect(defaultCommand).toEqual(['bun', 'run', 'start'])
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n')
+    expect(ignored).toEqual(expect.arrayContaining(['.env', 'node_modules', '.data']))
+    // Only production dependencies were installed in the image copy.
+    expect(Bun.file(join(image, 'node_modules/drizzle-kit/package.json')).size).toBe(0)
+    expect(Bun.file(join(image, 'node_modules/elysia/package.json')).size).toBeGreaterThan(0)
+  })
+})
+
+describe('docker-compose.yml', () => {
+  test('services start in order: migrate after a healthy Postgres, api and worker after migrate and Redis', () => {
+    const { services } = compose
+    expect(Object.keys(services).sort()).toEqual(['api', 'migrate', 'postgres', 'redis', 'worker'])
+    expect(services.postgres.healthcheck.test).toBeArray()
+    expect(services.postgres.volumes.length).toBeGreaterThan(0)
+    expect(services.redis.healthcheck.test).toBeArray()
+    expect(services.migrate.depends_on.postgres.condition).toBe('service_healthy')
+    for (const name of ['api', 'worker']) {
+      expect(services[name].depends_on.migrate.condition).toBe('service_completed_successfully')
+      expect(services[name].depends_on.redis.condition).toBe('service_healthy')
+    }
+    expect(services.api.ports).toEqual(['3000:3000'])
+    for (const name of ['migrate', 'api', 'worker']) expect(services[name].image).toBe('order-api:local')
+  })
+
+  test('the migrate, api and worker commands and both health checks work from the image’s files', async () => {
+    const migrate = run(compose.services.migrate.command, composeEnv('migrate', {}))
+    expect(await migrate.exited).toBe(0)
+    const check = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+    try {
+      const [counts] =
+        await check`SELECT (SELECT count(*)::int FROM products) AS products, (SELECT count(*)::int FROM users WHERE role = 'admin') AS admins`
+      expect(counts!.products).toBeGreaterThanOrEqual(12)
+      expect(counts!.admins).toBe(1)
+    } finally {
+      await check.end()
+    }
+
+    const apiPort = String(freePort())
+    const workerPort = String(freePort())
+    run(compose.services.api.command, composeEnv('api', { PORT: apiPort }))
+    run(compose.services.worker.command, composeEnv('worker', { WORKER_METRICS_PORT: workerPort }))
+
+    const healthy = (command: string[], env: Record<string, string>) => async () =>
+      (await run(command, env).exited) === 0
+    expect(await waitFor(healthy(healthcheck, { PATH: process.env.PATH!, PORT: apiPort }), 20_000, 200)).toBe(true)
+    const workerCheck = [...compose.services.worker.healthcheck.test.slice(1, -1), workerPort]
+    expect(await waitFor(healthy(workerCheck, { PATH: process.env.PATH! }), 20_000, 200)).toBe(true)
+    // The check really checks: nothing listens here.
+    expect(await run(healthcheck, { PATH: process.env.PATH!, PORT: String(freePort()) }).exited).toBe(1)
+
+    const ready = await fetch(`http://127.0.0.1:${apiPort}/health/ready`)
+    expect(ready.status).toBe(200)
+  })
+})
