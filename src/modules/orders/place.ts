@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { TransactionSql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
 import { QUEUES } from '../../jobs/definitions'
@@ -16,7 +16,7 @@ export function mergeLines(items: CreateOrderBody['items']) {
   return { productIds, quantities: productIds.map((id) => quantities.get(id)!) }
 }
 
-/** Thrown inside the order transaction when a line could not be taken, so that it rolls back. */
+/** Thrown when a line could not be taken (inside a transaction, it rolls the transaction back). */
 class StockShortfall extends Error {}
 
 /** Thrown inside the transaction when the Idempotency-Key already has a stored outcome. */
@@ -32,12 +32,18 @@ const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 type PlacedRow = Omit<Order, 'total_cents'> & { total_cents: string }
 
 /**
- * Takes the stock and writes the order in one statement:
- * lock the products in id order, take each line with a conditional update, and only when
- * every line was taken insert the order, its price-snapshot lines and its outbox jobs.
+ * Takes the stock and writes the order in one statement (one round trip; row locks are held
+ * only while it runs): lock the products in id order, take each line with a conditional
+ * update, and only when every line was taken insert the order, its price-snapshot lines and
+ * its outbox jobs. Runs on its own (autocommit) or inside the caller's transaction.
  */
-async function takeStockAndInsertOrder(tx: TransactionSql, userId: number, productIds: number[], quantities: number[]) {
-  const [placed] = await tx<PlacedRow[]>`
+export async function takeStockAndInsertOrder(
+  db: Sql | TransactionSql,
+  userId: number,
+  productIds: number[],
+  quantities: number[],
+) {
+  const [placed] = await db<PlacedRow[]>`
     WITH requested AS (
       SELECT * FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
     ),
@@ -49,15 +55,17 @@ async function takeStockAndInsertOrder(tx: TransactionSql, userId: number, produ
       FOR UPDATE OF p
     ),
     -- The stock check and the decrement are one conditional UPDATE: no read-then-write.
+    -- All or nothing: lines are taken only when every one of them could be locked, so a
+    -- failed order changes nothing even as a single autocommit statement.
     taken AS (
       UPDATE products p
       SET inventory = p.inventory - r.quantity, updated_at = now()
       FROM requested r, locked l
       WHERE p.id = r.product_id AND p.id = l.id
         AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= r.quantity
+        AND (SELECT count(*) FROM locked) = ${productIds.length}
       RETURNING p.id AS product_id, p.name, p.price_cents, r.quantity
     ),
-    -- All or nothing: no order row unless every requested line was taken.
     placed AS (
       INSERT INTO orders (user_id, total_cents)
       SELECT ${userId}, sum(t.price_cents::bigint * t.quantity) FROM taken t
@@ -144,15 +152,16 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
   for (let attempt = 1; ; attempt++) {
     try {
       const order = await retryOnConflict(() =>
-        sql.begin(async (tx) => {
-          if (idempotencyKey) await claimKey(tx, userId, idempotencyKey, requestHash)
-          const order = await takeStockAndInsertOrder(tx, userId, productIds, quantities)
-          if (idempotencyKey)
-            await tx`
-              UPDATE idempotency_keys SET response_status = 201, response_body = ${JSON.stringify(order)}::jsonb, order_id = ${order.id}
-              WHERE user_id = ${userId} AND key = ${idempotencyKey}`
-          return order
-        }),
+        idempotencyKey
+          ? sql.begin(async (tx) => {
+              await claimKey(tx, userId, idempotencyKey, requestHash)
+              const order = await takeStockAndInsertOrder(tx, userId, productIds, quantities)
+              await tx`
+                UPDATE idempotency_keys SET response_status = 201, response_body = ${JSON.stringify(order)}::jsonb, order_id = ${order.id}
+                WHERE user_id = ${userId} AND key = ${idempotencyKey}`
+              return order
+            })
+          : takeStockAndInsertOrder(sql, userId, productIds, quantities),
       )
       outboxWritten()
       ordersPlaced.inc()
