@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # Bun installed by npm lands in npm's global bin, which may not be on PATH yet.
 export PATH := $(HOME)/.bun/bin:$(shell npm prefix --global 2>/dev/null)/bin:$(PATH)
 
-.PHONY: dev test typecheck
+.PHONY: dev test bench typecheck
 
 ## dev: install what is missing, start Postgres/Redis if none answer, migrate, seed, run the API
 dev:
@@ -11,6 +11,10 @@ dev:
 ## test: the whole test suite against a fresh database of its own
 test:
 	@scripts/test.sh
+
+## bench: the hot paths against their raw ceilings, side by side (not part of make test)
+bench:
+	@scripts/bench.sh
 
 typecheck:
 	@bun run typecheck

@@ -1,0 +1,24 @@
+// The listing ceiling: a bare Bun.serve + postgres.js answering GET /api/products with the same
+// SQL as the API (a page and a count, in parallel) and the same JSON, and nothing else.
+import postgres from 'postgres'
+import { bench } from './config'
+
+const sql = postgres(bench.databaseUrl, { max: bench.poolSize, onnotice: () => {} })
+const port = Number(process.argv[2])
+
+Bun.serve({
+  port,
+  async fetch(request) {
+    const url = new URL(request.url)
+    const page = Number(url.searchParams.get('page') ?? 1)
+    const limit = Math.min(Number(url.searchParams.get('limit') ?? 10), 50)
+    const [rows, [count]] = await Promise.all([
+      sql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
+          FROM products WHERE deleted_at IS NULL ORDER BY id LIMIT ${limit} OFFSET ${(page - 1) * limit}`,
+      sql<{ total: number }[]>`SELECT count(*)::int AS total FROM products WHERE deleted_at IS NULL`,
+    ])
+    const total = count!.total
+    return Response.json({ data: rows, page, limit, total, total_pages: Math.ceil(total / limit) })
+  },
+})
+console.log('ready')

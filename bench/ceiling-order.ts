@@ -1,0 +1,47 @@
+// The order ceiling: the API's own order statement (takeStockAndInsertOrder) driven straight
+// from postgres.js at the same concurrency and pool size, with no HTTP, JSON or auth around it.
+// Usage: bun bench/ceiling-order.ts <options.json>  → prints the summary as JSON.
+import postgres from 'postgres'
+import { takeStockAndInsertOrder } from '../src/modules/orders/place'
+import { bench } from './config'
+
+const options = (await Bun.file(process.argv[2]!).json()) as { productIds: number[]; customerIds: number[]; warmup: number; duration: number }
+const sql = postgres(bench.databaseUrl, { max: bench.poolSize, onnotice: () => {} })
+const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!
+
+async function drive(seconds: number) {
+  const latencies: number[] = []
+  let errors = 0
+  const until = performance.now() + seconds * 1000
+  await Promise.all(
+    Array.from({ length: bench.connections }, async () => {
+      while (performance.now() < until) {
+        const started = performance.now()
+        try {
+          await takeStockAndInsertOrder(sql, pick(options.customerIds), [pick(options.productIds)], [1])
+          latencies.push(performance.now() - started)
+        } catch {
+          errors++
+        }
+      }
+    }),
+  )
+  return { latencies, errors }
+}
+
+await drive(options.warmup)
+const { latencies, errors } = await drive(options.duration)
+latencies.sort((a, b) => a - b)
+const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
+console.log(
+  JSON.stringify({
+    requestsPerSecond: latencies.length / options.duration,
+    p50: Math.round(at(0.5) * 10) / 10,
+    p99: Math.round(at(0.99) * 10) / 10,
+    total: latencies.length,
+    non2xx: 0,
+    errors,
+  }),
+)
+await sql.end()
+process.exit(0)

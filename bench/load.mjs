@@ -1,0 +1,49 @@
+// Runs one autocannon scenario (in Node, beside the server under test) and prints its summary
+// as JSON. Usage: node bench/load.mjs <options.json>
+import autocannon from 'autocannon'
+import { readFileSync } from 'node:fs'
+
+const options = JSON.parse(readFileSync(process.argv[2], 'utf8'))
+const pick = (list) => list[Math.floor(Math.random() * list.length)]
+
+function setupRequest(request) {
+  switch (options.kind) {
+    case 'list':
+      return { ...request, path: `/api/products?page=${1 + Math.floor(Math.random() * options.pages)}&limit=10` }
+    case 'get':
+      return { ...request, path: `/api/products/${pick(options.productIds)}` }
+    case 'order':
+      return {
+        ...request,
+        method: 'POST',
+        path: '/api/orders',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${pick(options.tokens)}` },
+        body: JSON.stringify({ items: [{ product_id: pick(options.productIds), quantity: 1 }] }),
+      }
+    default:
+      throw new Error(`unknown kind ${options.kind}`)
+  }
+}
+
+const run = (duration) =>
+  autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration,
+    requests: [{ setupRequest }],
+  })
+
+if (options.warmup > 0) await run(options.warmup)
+const result = await run(options.duration)
+const statuses = result.statusCodeStats ?? {}
+console.log(
+  JSON.stringify({
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    statuses: Object.fromEntries(Object.entries(statuses).map(([code, stat]) => [code, stat.count])),
+  }),
+)

@@ -1,0 +1,151 @@
+// make bench: the API's hot paths against their raw ceilings, measured side by side in one run.
+import type { Subprocess } from 'bun'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { bench } from './config'
+import { seedBenchDatabase } from './seed'
+
+type Result = { requestsPerSecond: number; p50: number; p99: number; total: number; non2xx: number; errors: number; statuses?: Record<string, number> }
+type Row = { scenario: string; api: Result; ceiling: Result; ratio: number; target: number }
+
+const root = new URL('..', import.meta.url).pathname
+const children: Subprocess[] = []
+const stopAll = () => children.forEach((child) => child.kill('SIGKILL'))
+process.on('exit', stopAll)
+
+function freePort() {
+  const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = server.port
+  server.stop(true)
+  return port
+}
+
+const serviceEnv = (extra: Record<string, string> = {}) => ({
+  PATH: process.env.PATH!,
+  HOME: process.env.HOME ?? '/tmp',
+  NODE_ENV: 'production',
+  LOG_LEVEL: 'warn',
+  DATABASE_URL: bench.databaseUrl,
+  DATABASE_POOL_SIZE: String(bench.poolSize),
+  REDIS_URL: bench.redisUrl,
+  JWT_SECRET: bench.jwtSecret,
+  QUEUE_PREFIX: `bench-${process.pid}`,
+  RATE_LIMIT_AUTH_MAX: '1000000',
+  ...extra,
+})
+
+async function untilUp(url: string) {
+  for (let i = 0; i < 200; i++) {
+    if (await fetch(url).then((r) => r.status < 500, () => false)) return
+    await Bun.sleep(100)
+  }
+  throw new Error(`${url} did not come up`)
+}
+
+// Scenario options (thousands of ids and tokens) travel in a file: too long for a command line.
+let optionFiles = 0
+async function optionsFile(options: Record<string, unknown>) {
+  const path = join(tmpdir(), `order-api-bench-${process.pid}-${++optionFiles}.json`)
+  await Bun.write(path, JSON.stringify(options))
+  return path
+}
+
+async function load(options: Record<string, unknown>): Promise<Result> {
+  const file = await optionsFile({ connections: bench.connections, duration: bench.durationSeconds, warmup: bench.warmupSeconds, ...options })
+  const child = Bun.spawn(['node', `${root}bench/load.mjs`, file], {
+    stdout: 'pipe',
+    stderr: 'inherit',
+  })
+  const output = await new Response(child.stdout).text()
+  if ((await child.exited) !== 0) throw new Error('load generator failed')
+  return JSON.parse(output.trim().split('\n').pop()!)
+}
+
+const peakRssMb = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024
+}
+
+console.log(`Seeding ${bench.products} products and ${bench.customers} customers into a fresh benchmark database…`)
+const seeded = await seedBenchDatabase()
+const pages = Math.ceil(seeded.activeProductIds.length / 10)
+
+// The API exactly as `bun run start` runs it, in production mode, logging at warn.
+const apiPort = freePort()
+const api = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env: serviceEnv({ PORT: String(apiPort) }), stdout: 'ignore', stderr: 'inherit' })
+children.push(api)
+const apiUrl = `http://127.0.0.1:${apiPort}`
+await untilUp(`${apiUrl}/health`)
+
+const ceilingPort = freePort()
+const ceiling = Bun.spawn(['bun', 'bench/ceiling-list.ts', String(ceilingPort)], { cwd: root, env: serviceEnv(), stdout: 'ignore', stderr: 'inherit' })
+children.push(ceiling)
+const ceilingUrl = `http://127.0.0.1:${ceilingPort}`
+await untilUp(`${ceilingUrl}/api/products?page=1&limit=10`)
+
+async function orderCeiling(productIds: number[]): Promise<Result> {
+  const child = Bun.spawn(
+    ['bun', 'bench/ceiling-order.ts', await optionsFile({ productIds, customerIds: seeded.customerIds, warmup: bench.warmupSeconds, duration: bench.durationSeconds })],
+    { cwd: root, env: serviceEnv(), stdout: 'pipe', stderr: 'inherit' },
+  )
+  children.push(child)
+  const output = await new Response(child.stdout).text()
+  if ((await child.exited) !== 0) throw new Error('order ceiling failed')
+  return JSON.parse(output.trim().split('\n').pop()!)
+}
+
+const rows: Row[] = []
+const measure = async (scenario: string, target: number, apiRun: () => Promise<Result>, ceilingRun: () => Promise<Result>) => {
+  console.log(`… ${scenario}`)
+  const apiResult = await apiRun()
+  const ceilingResult = await ceilingRun()
+  rows.push({ scenario, api: apiResult, ceiling: ceilingResult, ratio: apiResult.requestsPerSecond / ceilingResult.requestsPerSecond, target })
+}
+
+const listCeiling = () => load({ url: ceilingUrl, kind: 'list', pages })
+await measure('GET /api/products?page=N', 0.6, () => load({ url: apiUrl, kind: 'list', pages }), listCeiling)
+await measure('GET /api/products/:id', 0.6, () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds }), listCeiling)
+await measure(
+  'POST /api/orders (many products)',
+  0.7,
+  () => load({ url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds: seeded.activeProductIds }),
+  () => orderCeiling(seeded.activeProductIds),
+)
+await measure(
+  'POST /api/orders (one hot product)',
+  0.7,
+  () => load({ url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds: [seeded.hotProductId] }),
+  () => orderCeiling([seeded.hotProductId]),
+)
+const apiPeakRss = peakRssMb(api.pid)
+
+// Invariants after the run: no oversell, every unit sold accounted for.
+const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
+const [stock] = await db<{ negative: number; hot_left: number; hot_sold: number }[]>`
+  SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
+         (SELECT inventory FROM products WHERE id = ${seeded.hotProductId}) AS hot_left,
+         (SELECT coalesce(sum(quantity), 0)::int FROM order_items WHERE product_id = ${seeded.hotProductId}) AS hot_sold`
+await db.end()
+const oversold = stock!.negative > 0 || stock!.hot_left + stock!.hot_sold !== bench.hotStock
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(8)
+const unexpected = (r: Result) => r.errors + Object.entries(r.statuses ?? {}).filter(([code]) => !code.startsWith('2') && code !== '409').reduce((sum, [, n]) => sum + n, 0)
+console.log(`\n${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`)
+console.log(`${'scenario'.padEnd(36)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`)
+for (const row of rows)
+  console.log(
+    `${row.scenario.padEnd(36)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
+  )
+console.log(`\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB (target ≤ 80 MB)`)
+console.log(`Oversells: ${oversold ? 'YES' : 'none'} (hot product: ${stock!.hot_sold} sold + ${stock!.hot_left} left = ${stock!.hot_sold + stock!.hot_left} of ${bench.hotStock})`)
+
+mkdirSync(`${root}bench/results`, { recursive: true })
+await Bun.write(
+  `${root}bench/results/latest.json`,
+  JSON.stringify({ at: new Date().toISOString(), settings: bench, rows, apiPeakRssMb: apiPeakRss, oversold }, null, 2),
+)
+console.log('Written to bench/results/latest.json')
+stopAll()
+process.exit(0)
