@@ -1,5 +1,5 @@
-// The listing ceiling: a bare Bun.serve + postgres.js answering GET /api/products with the same
-// SQL as the API (a page and a count, in parallel) and the same JSON, and nothing else.
+// The read ceilings: a bare Bun.serve + postgres.js answering GET /api/products (a page and a
+// count, in parallel) and GET /api/products/:id with the same SQL and JSON as the API, and nothing else.
 import postgres from 'postgres'
 import { bench } from './config'
 
@@ -10,6 +10,12 @@ Bun.serve({
   port,
   async fetch(request) {
     const url = new URL(request.url)
+    const id = url.pathname.match(/^\/api\/products\/(\d+)$/)?.[1]
+    if (id) {
+      const [row] = await sql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
+                              FROM products WHERE id = ${Number(id)} AND deleted_at IS NULL`
+      return row ? Response.json(row) : Response.json({ error: 'Not found' }, { status: 404 })
+    }
     const page = Number(url.searchParams.get('page') ?? 1)
     const limit = Math.min(Number(url.searchParams.get('limit') ?? 10), 50)
     const [rows, [count]] = await Promise.all([

@@ -49,6 +49,6 @@ export const app = new Elysia()
   .use(productRoutes)
   .use(orderRoutes)
   .use(adminRoutes)
-  .use(await queueDashboard())
+  .use(queueDashboard)
 
 export type App = typeof app

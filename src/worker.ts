@@ -1,6 +1,7 @@
 import { config } from './config'
 import { sql } from './db/client'
 import { createMailer } from './jobs/mailer'
+import { deleteRelayedOutboxRows } from './jobs/outbox'
 import { serveWorkerMetrics } from './jobs/metrics'
 import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
@@ -8,12 +9,13 @@ import { deleteExpiredIdempotencyKeys } from './modules/orders/place'
 
 const mailer = createMailer()
 
-// Idempotency keys past their 24 h window are ignored on read; this keeps the table small.
+// Housekeeping: idempotency keys past their 24 h window (ignored on read anyway) and outbox
+// rows relayed more than a week ago go, so that neither table grows without bound.
 const CLEANUP_INTERVAL_MS = 10 * 60_000
 const cleanup = setInterval(() => {
-  deleteExpiredIdempotencyKeys().then(
-    (deleted) => deleted && logger.info({ deleted }, 'expired idempotency keys deleted'),
-    (error) => logger.warn({ err: error }, 'idempotency key clean-up failed'),
+  Promise.all([deleteExpiredIdempotencyKeys(), deleteRelayedOutboxRows()]).then(
+    ([keys, outboxRows]) => (keys || outboxRows) && logger.info({ keys, outboxRows }, 'housekeeping done'),
+    (error) => logger.warn({ err: error }, 'housekeeping failed'),
   )
 }, CLEANUP_INTERVAL_MS)
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
 import { confirmOrder, writeAudit } from '../src/jobs/handlers'
+import { deleteRelayedOutboxRows } from '../src/jobs/outbox'
 import type { Mailer, Message } from '../src/jobs/mailer'
 import { producer } from '../src/jobs/redis'
 import { OutboxRelay } from '../src/jobs/relay'
@@ -146,6 +147,20 @@ describe('post-order jobs', () => {
     await confirmOrder({ orderId: order.id }, mailer)
     expect(await statusOf(order.id)).toBe('cancelled')
     expect(mailer.sent.length).toBe(sentBefore)
+  })
+})
+
+describe('housekeeping', () => {
+  test('outbox rows relayed over a week ago are deleted; recent ones stay', async () => {
+    const rows = await sql<{ id: string }[]>`
+      INSERT INTO outbox (queue, name, payload, sent_at) VALUES
+        ('audit', 'audit', '{}', now() - interval '8 days'),
+        ('audit', 'audit', '{}', now() - interval '1 day'),
+        ('audit', 'audit', '{}', now())
+      RETURNING id`
+    expect(await deleteRelayedOutboxRows()).toBeGreaterThanOrEqual(1)
+    const left = await sql`SELECT id FROM outbox WHERE id IN ${sql(rows.map((row) => row.id))} ORDER BY id`
+    expect(left.map((row) => row.id)).toEqual([rows[1]!.id, rows[2]!.id])
   })
 })
 

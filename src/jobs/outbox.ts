@@ -1,4 +1,4 @@
-import type { Transaction } from '../db/client'
+import { sql, type Transaction } from '../db/client'
 import { outbox } from '../db/schema'
 import type { OutboxJob } from './definitions'
 
@@ -18,4 +18,10 @@ export function onOutboxWritten(listener: Listener) {
 /** Writes jobs to the outbox inside the caller's transaction: they exist if and only if it commits. */
 export async function enqueue(tx: Transaction, jobs: OutboxJob[]) {
   if (jobs.length) await tx.insert(outbox).values(jobs.map(({ queue, name, payload }) => ({ queue, name, payload })))
+}
+
+/** Forgets outbox rows relayed more than `days` ago (BullMQ keeps completed jobs a week too). */
+export async function deleteRelayedOutboxRows(days = 7): Promise<number> {
+  const deleted = await sql`DELETE FROM outbox WHERE sent_at < now() - make_interval(days => ${days})`
+  return deleted.count
 }

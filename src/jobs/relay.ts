@@ -6,7 +6,7 @@ import type { Queues } from './redis'
 
 type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
 
-export type RelayOptions = { batchSize?: number; pollIntervalMs?: number; redisTimeoutMs?: number }
+export type RelayOptions = { batchSize?: number; pollIntervalMs?: number; redisTimeoutMs?: number; coalesceMs?: number }
 
 /**
  * Moves outbox rows into BullMQ. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of
@@ -17,6 +17,8 @@ export class OutboxRelay {
   private readonly batchSize: number
   private readonly pollIntervalMs: number
   private readonly redisTimeoutMs: number
+  private readonly coalesceMs: number
+  private scheduled: ReturnType<typeof setTimeout> | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   private unsubscribe: (() => void) | undefined
   private draining: Promise<void> | undefined
@@ -31,6 +33,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 200
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000
     this.redisTimeoutMs = options.redisTimeoutMs ?? 3_000
+    this.coalesceMs = options.coalesceMs ?? 20
   }
 
   start() {
@@ -41,8 +44,20 @@ export class OutboxRelay {
     return this
   }
 
-  /** Drains the outbox now; calls that arrive mid-drain schedule one more pass. */
+  /**
+   * Drains the outbox shortly: wakes within `coalesceMs` share one pass, so under load one
+   * batch carries many orders' jobs instead of every commit paying for its own relay pass.
+   */
   wake() {
+    if (this.stopped || this.scheduled) return
+    this.scheduled = setTimeout(() => {
+      this.scheduled = undefined
+      this.drainNow()
+    }, this.coalesceMs)
+  }
+
+  /** Drains the outbox now; calls that arrive mid-drain schedule one more pass. */
+  private drainNow() {
     if (this.stopped) return
     if (this.draining) {
       this.wakeAgain = true
@@ -60,6 +75,8 @@ export class OutboxRelay {
   /** Stops polling and waits for the batch in flight, after one last pass over what is pending. */
   async stop() {
     clearInterval(this.timer)
+    clearTimeout(this.scheduled)
+    this.scheduled = undefined
     this.unsubscribe?.()
     await this.draining
     if (!this.stopped) await this.drain()

@@ -1,6 +1,3 @@
-import { createBullBoard } from '@bull-board/api'
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
-import { ElysiaAdapter } from '@bull-board/elysia'
 import { Elysia } from 'elysia'
 import { createHash } from 'node:crypto'
 import { producer } from '../../jobs/redis'
@@ -44,22 +41,39 @@ const challenge = () =>
     },
   })
 
-/** Bull Board at /admin/queues, for admins only (HTTP basic auth). */
-export async function queueDashboard() {
-  const serverAdapter = new ElysiaAdapter(DASHBOARD_PATH)
-  createBullBoard({
-    queues: Object.values(producer().queues).map((queue) => new BullMQAdapter(queue)),
-    serverAdapter,
-    options: { uiConfig: { boardTitle: 'Order API queues' } },
-  })
-  const board = await serverAdapter.registerPlugin()
-  return new Elysia({ name: 'queue-dashboard' })
-    .onRequest(async ({ request }) => {
-      const path = new URL(request.url).pathname
-      if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return
-      if (await isAdmin(request.headers.get('authorization'))) return
-      logger.debug({ path }, 'queue dashboard: credentials refused')
-      return challenge()
+type Board = { handle(request: Request): Promise<Response> }
+let board: Promise<Board> | undefined
+
+/**
+ * Bull Board is loaded on the first admin visit, not at start-up: it weighs ~18 MB of memory
+ * that an API process serving orders should not carry until an operator asks for it.
+ */
+function loadBoard(): Promise<Board> {
+  board ??= (async () => {
+    const [{ createBullBoard }, { BullMQAdapter }, { ElysiaAdapter }] = await Promise.all([
+      import('@bull-board/api'),
+      import('@bull-board/api/bullMQAdapter'),
+      import('@bull-board/elysia'),
+    ])
+    const serverAdapter = new ElysiaAdapter(DASHBOARD_PATH)
+    createBullBoard({
+      queues: Object.values(producer().queues).map((queue) => new BullMQAdapter(queue)),
+      serverAdapter,
+      options: { uiConfig: { boardTitle: 'Order API queues' } },
     })
-    .use(board)
+    return serverAdapter.registerPlugin()
+  })()
+  return board
 }
+
+/** Bull Board at /admin/queues, for admins only (HTTP basic auth). */
+export const queueDashboard = new Elysia({ name: 'queue-dashboard' })
+  .onRequest(async ({ request }) => {
+    const path = new URL(request.url).pathname
+    if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return
+    if (await isAdmin(request.headers.get('authorization'))) return
+    logger.debug({ path }, 'queue dashboard: credentials refused')
+    return challenge()
+  })
+  .all(DASHBOARD_PATH, async ({ request }) => (await loadBoard()).handle(request), { detail: { hide: true } })
+  .all(`${DASHBOARD_PATH}/*`, async ({ request }) => (await loadBoard()).handle(request), { detail: { hide: true } })
