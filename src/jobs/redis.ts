@@ -43,13 +43,20 @@ export async function closeProducer() {
 }
 
 export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
+  const { connection } = producer()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)
+  })
   try {
-    const reply = await Promise.race([
-      producer().connection.ping(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs)),
-    ])
+    // Right after start-up the connection may still be opening: wait for it, within the timeout.
+    if (connection.status !== 'ready')
+      await Promise.race([new Promise((ready) => connection.once('ready', ready)), timeout])
+    const reply = await Promise.race([connection.ping(), timeout])
     return reply === 'PONG'
   } catch {
     return false
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -18,7 +18,7 @@ export const observability = new Elysia({ name: 'observability' })
     set.headers['x-request-id'] = id
   })
   .onAfterResponse({ as: 'global' }, (context) => {
-    const { request, set, route } = context
+    const { request, set, route, path } = context
     const response = (context as { response?: unknown }).response
     const status = response instanceof Response ? response.status : Number(set.status ?? 200)
     const start = started.get(request)
@@ -28,17 +28,18 @@ export const observability = new Elysia({ name: 'observability' })
     const labels = { method: request.method, route: template, status: String(status) }
     httpRequests.inc(labels)
     httpDuration.observe(labels, seconds)
-    logger.info(
-      {
-        requestId: start?.id,
-        method: request.method,
-        route: template,
-        path: new URL(request.url).pathname,
-        status,
-        ms: Math.round(seconds * 10_000) / 10,
-      },
-      'request',
-    )
+    if (logger.isLevelEnabled('info'))
+      logger.info(
+        {
+          requestId: start?.id,
+          method: request.method,
+          route: template,
+          path,
+          status,
+          ms: Math.round(seconds * 10_000) / 10,
+        },
+        'request',
+      )
   })
   .get(
     '/metrics',

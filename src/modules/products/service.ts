@@ -23,20 +23,40 @@ export const toProduct = (row: ProductRow): Product => ({
 const notDeleted = isNull(products.deletedAt)
 const productNotFound = (id: number) => notFound(`Product ${id} not found`)
 
+// The public reads are the hottest queries: prepared once (SQL built once, planned once per
+// connection), then executed with placeholders.
+const listedWhere = (filtered: boolean) =>
+  filtered ? and(notDeleted, eq(products.isActive, sql.placeholder('active'))) : notDeleted
+const listQueries = [false, true].map((filtered) => ({
+  page: db
+    .select()
+    .from(products)
+    .where(listedWhere(filtered))
+    .orderBy(asc(products.id))
+    .limit(sql.placeholder('limit'))
+    .offset(sql.placeholder('offset'))
+    .prepare(filtered ? 'products_page_by_active' : 'products_page'),
+  total: db
+    .select({ total: count() })
+    .from(products)
+    .where(listedWhere(filtered))
+    .prepare(filtered ? 'products_total_by_active' : 'products_total'),
+}))
+const productById = db
+  .select()
+  .from(products)
+  .where(and(eq(products.id, sql.placeholder('id')), notDeleted))
+  .prepare('product_by_id')
+
 export async function listProducts(options: { page: number; limit: number; offset: number; active?: boolean }) {
-  const where = options.active === undefined ? notDeleted : and(notDeleted, eq(products.isActive, options.active))
-  const [rows, [totals]] = await Promise.all([
-    db.select().from(products).where(where).orderBy(asc(products.id)).limit(options.limit).offset(options.offset),
-    db.select({ total: count() }).from(products).where(where),
-  ])
+  const queries = listQueries[options.active === undefined ? 0 : 1]!
+  const values = { limit: options.limit, offset: options.offset, active: options.active }
+  const [rows, [totals]] = await Promise.all([queries.page.execute(values), queries.total.execute(values)])
   return paged(rows.map(toProduct), totals?.total ?? 0, options.page, options.limit)
 }
 
 export async function getProduct(id: number): Promise<Product> {
-  const [row] = await db
-    .select()
-    .from(products)
-    .where(and(eq(products.id, id), notDeleted))
+  const [row] = await productById.execute({ id })
   if (!row) throw productNotFound(id)
   return toProduct(row)
 }
