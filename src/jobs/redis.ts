@@ -42,21 +42,33 @@ export async function closeProducer() {
   connection.disconnect()
 }
 
-export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
+/**
+ * Resolves once the shared connection is ready, or after `timeoutMs` (whichever is first).
+ * With the offline queue off, a command sent while it is still (re)connecting fails at once.
+ */
+export async function whenRedisReady(timeoutMs: number): Promise<boolean> {
   const { connection } = producer()
+  if (connection.status === 'ready') return true
   let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)
-  })
+  let onReady: (() => void) | undefined
+  const ready = await Promise.race([
+    new Promise<boolean>((resolve) => connection.once('ready', (onReady = () => resolve(true)))),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+  ])
+  clearTimeout(timer)
+  if (onReady) connection.off('ready', onReady)
+  return ready
+}
+
+export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
   try {
-    // Right after start-up the connection may still be opening: wait for it, within the timeout.
-    if (connection.status !== 'ready')
-      await Promise.race([new Promise((ready) => connection.once('ready', ready)), timeout])
-    const reply = await Promise.race([connection.ping(), timeout])
+    if (!(await whenRedisReady(timeoutMs))) return false
+    const reply = await Promise.race([
+      producer().connection.ping(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref?.()),
+    ])
     return reply === 'PONG'
   } catch {
     return false
-  } finally {
-    clearTimeout(timer)
   }
 }

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { config } from '../config'
-import { producer } from '../jobs/redis'
+import { producer, whenRedisReady } from '../jobs/redis'
 import { clientAddress } from './client-address'
 import { HttpError } from './errors'
 
@@ -37,6 +37,8 @@ export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
     // transform runs before validation: malformed attempts count too.
     async transform({ request, server }) {
       try {
+        // A connection still opening would send the count to the per-process stand-in instead.
+        await whenRedisReady(500)
         await authLimiter().consume(`${bucket}:${clientAddress(request, server)}`)
       } catch (rejection) {
         if (rejection instanceof RateLimiterRes)
