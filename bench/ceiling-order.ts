@@ -5,7 +5,12 @@ import postgres from 'postgres'
 import { takeStockAndInsertOrder } from '../src/modules/orders/place'
 import { bench } from './config'
 
-const options = (await Bun.file(process.argv[2]!).json()) as { productIds: number[]; customerIds: number[]; warmup: number; duration: number }
+const options = (await Bun.file(process.argv[2]!).json()) as {
+  productIds: number[]
+  customerIds: number[]
+  warmup: number
+  duration: number
+}
 const sql = postgres(bench.databaseUrl, { max: bench.poolSize, onnotice: () => {} })
 const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!
 

@@ -7,7 +7,15 @@ import postgres from 'postgres'
 import { bench } from './config'
 import { seedBenchDatabase } from './seed'
 
-type Result = { requestsPerSecond: number; p50: number; p99: number; total: number; non2xx: number; errors: number; statuses?: Record<string, number> }
+type Result = {
+  requestsPerSecond: number
+  p50: number
+  p99: number
+  total: number
+  non2xx: number
+  errors: number
+  statuses?: Record<string, number>
+}
 type Row = { scenario: string; api: Result; ceiling: Result; ratio: number; target: number }
 
 const root = new URL('..', import.meta.url).pathname
@@ -38,7 +46,13 @@ const serviceEnv = (extra: Record<string, string> = {}) => ({
 
 async function untilUp(url: string) {
   for (let i = 0; i < 200; i++) {
-    if (await fetch(url).then((r) => r.status < 500, () => false)) return
+    if (
+      await fetch(url).then(
+        (r) => r.status < 500,
+        () => false,
+      )
+    )
+      return
     await Bun.sleep(100)
   }
   throw new Error(`${url} did not come up`)
@@ -53,7 +67,12 @@ async function optionsFile(options: Record<string, unknown>) {
 }
 
 async function load(options: Record<string, unknown>): Promise<Result> {
-  const file = await optionsFile({ connections: bench.connections, duration: bench.durationSeconds, warmup: bench.warmupSeconds, ...options })
+  const file = await optionsFile({
+    connections: bench.connections,
+    duration: bench.durationSeconds,
+    warmup: bench.warmupSeconds,
+    ...options,
+  })
   const child = Bun.spawn(['node', `${root}bench/load.mjs`, file], {
     stdout: 'pipe',
     stderr: 'inherit',
@@ -73,21 +92,44 @@ const seeded = await seedBenchDatabase()
 const pages = Math.ceil(seeded.activeProductIds.length / 10)
 
 // The API exactly as `bun run start` runs it, in production mode, logging at warn.
+// BENCH_API_PROCESSES=2 starts two on the same port (SO_REUSEPORT), for the scaling note.
+const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1)
 const apiPort = freePort()
-const api = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env: serviceEnv({ PORT: String(apiPort) }), stdout: 'ignore', stderr: 'inherit' })
-children.push(api)
+const apis = Array.from({ length: apiProcesses }, () => {
+  const env = serviceEnv({ PORT: String(apiPort) })
+  // Operators' memory knob (see README), passed through when set.
+  if (process.env.BUN_JSC_forceRAMSize) Object.assign(env, { BUN_JSC_forceRAMSize: process.env.BUN_JSC_forceRAMSize })
+  const child = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env, stdout: 'ignore', stderr: 'inherit' })
+  children.push(child)
+  return child
+})
 const apiUrl = `http://127.0.0.1:${apiPort}`
 await untilUp(`${apiUrl}/health`)
+await Bun.sleep(500 * apiProcesses)
 
 const ceilingPort = freePort()
-const ceiling = Bun.spawn(['bun', 'bench/ceiling-list.ts', String(ceilingPort)], { cwd: root, env: serviceEnv(), stdout: 'ignore', stderr: 'inherit' })
+const ceiling = Bun.spawn(['bun', 'bench/ceiling-list.ts', String(ceilingPort)], {
+  cwd: root,
+  env: serviceEnv(),
+  stdout: 'ignore',
+  stderr: 'inherit',
+})
 children.push(ceiling)
 const ceilingUrl = `http://127.0.0.1:${ceilingPort}`
 await untilUp(`${ceilingUrl}/api/products?page=1&limit=10`)
 
 async function orderCeiling(productIds: number[]): Promise<Result> {
   const child = Bun.spawn(
-    ['bun', 'bench/ceiling-order.ts', await optionsFile({ productIds, customerIds: seeded.customerIds, warmup: bench.warmupSeconds, duration: bench.durationSeconds })],
+    [
+      'bun',
+      'bench/ceiling-order.ts',
+      await optionsFile({
+        productIds,
+        customerIds: seeded.customerIds,
+        warmup: bench.warmupSeconds,
+        duration: bench.durationSeconds,
+      }),
+    ],
     { cwd: root, env: serviceEnv(), stdout: 'pipe', stderr: 'inherit' },
   )
   children.push(child)
@@ -97,11 +139,22 @@ async function orderCeiling(productIds: number[]): Promise<Result> {
 }
 
 const rows: Row[] = []
-const measure = async (scenario: string, target: number, apiRun: () => Promise<Result>, ceilingRun: () => Promise<Result>) => {
+const measure = async (
+  scenario: string,
+  target: number,
+  apiRun: () => Promise<Result>,
+  ceilingRun: () => Promise<Result>,
+) => {
   console.log(`… ${scenario}`)
   const apiResult = await apiRun()
   const ceilingResult = await ceilingRun()
-  rows.push({ scenario, api: apiResult, ceiling: ceilingResult, ratio: apiResult.requestsPerSecond / ceilingResult.requestsPerSecond, target })
+  rows.push({
+    scenario,
+    api: apiResult,
+    ceiling: ceilingResult,
+    ratio: apiResult.requestsPerSecond / ceilingResult.requestsPerSecond,
+    target,
+  })
 }
 
 const listCeiling = () => load({ url: ceilingUrl, kind: 'list', pages })
@@ -124,7 +177,7 @@ await measure(
   () => load({ url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds: [seeded.hotProductId] }),
   () => orderCeiling([seeded.hotProductId]),
 )
-const apiPeakRss = peakRssMb(api.pid)
+const apiPeakRss = Math.max(...apis.map((api) => peakRssMb(api.pid)))
 
 // Invariants after the run: no oversell, every unit sold accounted for.
 const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
@@ -136,20 +189,36 @@ await db.end()
 const oversold = stock!.negative > 0 || stock!.hot_left + stock!.hot_sold !== bench.hotStock
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(8)
-const unexpected = (r: Result) => r.errors + Object.entries(r.statuses ?? {}).filter(([code]) => !code.startsWith('2') && code !== '409').reduce((sum, [, n]) => sum + n, 0)
-console.log(`\n${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`)
-console.log(`${'scenario'.padEnd(36)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`)
+const unexpected = (r: Result) =>
+  r.errors +
+  Object.entries(r.statuses ?? {})
+    .filter(([code]) => !code.startsWith('2') && code !== '409')
+    .reduce((sum, [, n]) => sum + n, 0)
+console.log(
+  `\n${apiProcesses} API process(es), ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
+)
+console.log(
+  `${'scenario'.padEnd(36)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`,
+)
 for (const row of rows)
   console.log(
     `${row.scenario.padEnd(36)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
   )
-console.log(`\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB (target ≤ 80 MB)`)
-console.log(`Oversells: ${oversold ? 'YES' : 'none'} (hot product: ${stock!.hot_sold} sold + ${stock!.hot_left} left = ${stock!.hot_sold + stock!.hot_left} of ${bench.hotStock})`)
+console.log(
+  `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''} (target ≤ 80 MB)`,
+)
+console.log(
+  `Oversells: ${oversold ? 'YES' : 'none'} (hot product: ${stock!.hot_sold} sold + ${stock!.hot_left} left = ${stock!.hot_sold + stock!.hot_left} of ${bench.hotStock})`,
+)
 
 mkdirSync(`${root}bench/results`, { recursive: true })
 await Bun.write(
   `${root}bench/results/latest.json`,
-  JSON.stringify({ at: new Date().toISOString(), settings: bench, rows, apiPeakRssMb: apiPeakRss, oversold }, null, 2),
+  JSON.stringify(
+    { at: new Date().toISOString(), settings: { ...bench, apiProcesses }, rows, apiPeakRssMb: apiPeakRss, oversold },
+    null,
+    2,
+  ),
 )
 console.log('Written to bench/results/latest.json')
 stopAll()

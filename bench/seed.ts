@@ -7,7 +7,10 @@ import { bench } from './config'
 export async function seedBenchDatabase() {
   const url = new URL(bench.databaseUrl)
   const name = url.pathname.slice(1)
-  const admin = postgres(Object.assign(new URL(bench.databaseUrl), { pathname: '/postgres' }).toString(), { max: 1, onnotice: () => {} })
+  const admin = postgres(Object.assign(new URL(bench.databaseUrl), { pathname: '/postgres' }).toString(), {
+    max: 1,
+    onnotice: () => {},
+  })
   await admin`DROP DATABASE IF EXISTS ${admin(name)} WITH (FORCE)`
   await admin.end()
   await runMigrations(bench.databaseUrl)
@@ -30,7 +33,12 @@ export async function seedBenchDatabase() {
     const key = new TextEncoder().encode(bench.jwtSecret)
     const tokens = await Promise.all(
       customers.map((customer) =>
-        new SignJWT({ role: 'customer' }).setProtectedHeader({ alg: 'HS256' }).setSubject(String(customer.id)).setIssuedAt().setExpirationTime('2h').sign(key),
+        new SignJWT({ role: 'customer' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject(String(customer.id))
+          .setIssuedAt()
+          .setExpirationTime('2h')
+          .sign(key),
       ),
     )
     return {

@@ -6,7 +6,8 @@ import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
 
-app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES })
+// reusePort: several API processes can share the port on one machine (the kernel spreads connections).
+app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
 const relay = new OutboxRelay(producer().queues).start()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
