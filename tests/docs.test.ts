@@ -1,54 +1,21 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import SwaggerParser from '@apidevtools/swagger-parser'
-import type { Subprocess } from 'bun'
 import { generateOpenApiTypes, TYPES_FILE } from '../scripts/openapi-types'
 import { shopperJourney } from './api-client'
-import { createAdmin, createProduct, freePort, waitFor } from './helpers'
+import { createAdmin, createProduct } from './helpers'
+import { startApi, stopServices } from './processes'
 
 // The published document is the contract clients build on: it must validate, it must match
 // the committed generated types, and a client typed only by it must be able to shop.
 
-const children: Subprocess[] = []
-afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
-
-async function startApi() {
-  const port = freePort()
-  const child = Bun.spawn(['bun', 'src/server.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: {
-      PATH: process.env.PATH!,
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      JWT_SECRET: process.env.JWT_SECRET!,
-      QUEUE_PREFIX: `docs-${process.pid}`,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-    },
-    stdout: 'ignore',
-    stderr: 'inherit',
-  })
-  children.push(child)
-  const base = `http://127.0.0.1:${port}`
-  expect(
-    await waitFor(
-      () =>
-        fetch(`${base}/health`).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      20_000,
-      100,
-    ),
-  ).toBe(true)
-  return base
-}
+afterAll(stopServices)
 
 describe('the OpenAPI document', () => {
   let base: string
   let document: any
 
   test('is served at /swagger/json and validates as OpenAPI 3.1', async () => {
-    base = await startApi()
+    base = (await startApi({ QUEUE_PREFIX: `docs-${process.pid}` })).base
     document = await (await fetch(`${base}/swagger/json`)).json()
     expect(document.openapi).toBe('3.1.0')
     await SwaggerParser.validate(structuredClone(document))

@@ -1,43 +1,10 @@
 import { afterAll, describe, expect, spyOn, test } from 'bun:test'
-import type { Subprocess } from 'bun'
-import { call, createAdmin, expectError, freePort, registerCustomer, sql, uniqueEmail, waitFor } from './helpers'
+import { call, createAdmin, expectError, registerCustomer, sql, uniqueEmail } from './helpers'
+import { startApi as startService, stopServices } from './processes'
 
-const root = new URL('..', import.meta.url).pathname
-const children: Subprocess[] = []
-afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
+afterAll(stopServices)
 
-async function startApi(env: Record<string, string>) {
-  const port = freePort()
-  const child = Bun.spawn(['bun', 'src/server.ts'], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH!,
-      HOME: process.env.HOME ?? '/tmp',
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      JWT_SECRET: process.env.JWT_SECRET!,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      ...env,
-    },
-    stdout: 'ignore',
-    stderr: 'inherit',
-  })
-  children.push(child)
-  const base = `http://127.0.0.1:${port}`
-  expect(
-    await waitFor(
-      () =>
-        fetch(`${base}/health`).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      20_000,
-      100,
-    ),
-  ).toBe(true)
-  return base
-}
+const startApi = async (env: Record<string, string>) => (await startService(env)).base
 
 const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, {

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import type { Subprocess } from 'bun'
 import { call, countWhere, createAdmin, createProduct, freePort, registerCustomer, sql, waitFor } from './helpers'
+import { startApi, startWorker, stopServices, untilAnswering } from './processes'
 
-const root = new URL('..', import.meta.url).pathname
-const children: Subprocess[] = []
-afterAll(() => children.forEach((child) => child.kill('SIGKILL')))
+afterAll(stopServices)
 
 let admin: { token: string }
 let customer: { token: string; user: { id: number } }
@@ -13,50 +11,6 @@ beforeAll(async () => {
   admin = await createAdmin()
   customer = await registerCustomer('observed')
 })
-
-/** Starts an API or worker process whose stdout (the JSON log) is collected. */
-function spawnLogged(script: string, env: Record<string, string>) {
-  const lines: string[] = []
-  const child = Bun.spawn(['bun', script], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH!,
-      DATABASE_URL: process.env.DATABASE_URL!,
-      REDIS_URL: process.env.REDIS_URL!,
-      JWT_SECRET: process.env.JWT_SECRET!,
-      LOG_LEVEL: 'info',
-      ...env,
-    },
-    stdout: 'pipe',
-    stderr: 'inherit',
-  })
-  children.push(child)
-  void (async () => {
-    const decoder = new TextDecoder()
-    let pending = ''
-    for await (const chunk of child.stdout) {
-      pending += decoder.decode(chunk)
-      const parts = pending.split('\n')
-      pending = parts.pop()!
-      lines.push(...parts)
-    }
-  })()
-  return { child, lines, parsed: () => lines.flatMap((line) => (line.startsWith('{') ? [JSON.parse(line)] : [])) }
-}
-
-async function untilUp(url: string) {
-  expect(
-    await waitFor(
-      () =>
-        fetch(url).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      20_000,
-      100,
-    ),
-  ).toBe(true)
-}
 
 const metricValue = (text: string, series: string) => {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `))
@@ -125,14 +79,15 @@ describe('request ids', () => {
 
 describe('logs, worker metrics and job lines', () => {
   test('one JSON line per request with id, route, status and duration; no passwords or tokens anywhere', async () => {
-    const port = freePort()
     const workerPort = freePort()
     const prefix = `logs-${process.pid}-${Date.now()}`
-    const api = spawnLogged('src/server.ts', { PORT: String(port), QUEUE_PREFIX: prefix })
-    const worker = spawnLogged('src/worker.ts', { QUEUE_PREFIX: prefix, WORKER_METRICS_PORT: String(workerPort) })
-    const base = `http://127.0.0.1:${port}`
-    await untilUp(`${base}/health`)
-    await untilUp(`http://127.0.0.1:${workerPort}/health`)
+    const api = await startApi({ QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, { log: true })
+    const worker = startWorker(
+      { QUEUE_PREFIX: prefix, WORKER_METRICS_PORT: String(workerPort), LOG_LEVEL: 'info' },
+      { log: true },
+    )
+    const base = api.base
+    await untilAnswering(`http://127.0.0.1:${workerPort}/health`)
 
     const email = `logged-${Date.now()}@example.com`
     const password = 'secret-password-123'
@@ -161,20 +116,20 @@ describe('logs, worker metrics and job lines', () => {
     ).toBe(true)
 
     const requestLine = await waitFor(() =>
-      api.parsed().find((line) => line.msg === 'request' && line.requestId === 'order-req-1'),
+      api.logs().find((line) => line.msg === 'request' && line.requestId === 'order-req-1'),
     )
     expect(requestLine).toMatchObject({ method: 'POST', route: '/api/orders', status: 201, requestId: 'order-req-1' })
-    expect(requestLine.ms).toBeNumber()
+    expect(requestLine?.ms).toBeNumber()
     expect(
-      api.parsed().some((line) => line.msg === 'request' && line.route === '/api/auth/login' && line.status === 401),
+      api.logs().some((line) => line.msg === 'request' && line.route === '/api/auth/login' && line.status === 401),
     ).toBe(true)
 
     const jobLines = await waitFor(() => {
-      const lines = worker.parsed().filter((line) => line.msg === 'job finished' && line.orderId === order.id)
+      const lines = worker.logs().filter((line) => line.msg === 'job finished' && line.orderId === order.id)
       return lines.length ? lines : undefined
     })
     expect(jobLines![0]).toMatchObject({ queue: 'order-confirmation', jobId: expect.stringMatching(/^outbox-\d+$/) })
-    expect(worker.parsed().some((line) => line.msg === 'job started' && line.orderId === order.id)).toBe(true)
+    expect(worker.logs().some((line) => line.msg === 'job started' && line.orderId === order.id)).toBe(true)
 
     const workerMetrics = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text()
     expect(
@@ -194,11 +149,9 @@ describe('logs, worker metrics and job lines', () => {
 
 describe('graceful shutdown of the API', () => {
   test('SIGTERM in the middle of a burst of orders: every accepted order is whole, exit code 0', async () => {
-    const port = freePort()
     const prefix = `shutdown-${process.pid}-${Date.now()}`
-    const api = spawnLogged('src/server.ts', { PORT: String(port), QUEUE_PREFIX: prefix })
-    const base = `http://127.0.0.1:${port}`
-    await untilUp(`${base}/health`)
+    const api = await startApi({ QUEUE_PREFIX: prefix, LOG_LEVEL: 'info' }, { log: true })
+    const base = api.base
     const shopper = await registerCustomer('shutdown')
     const product = await createProduct(admin.token, { inventory: 1000 })
 
@@ -235,6 +188,6 @@ describe('graceful shutdown of the API', () => {
     expect(stored.every((row) => row.lines === 1 && row.jobs === 2 && row.unsent === 0)).toBe(true)
     const [stock] = await sql`SELECT inventory FROM products WHERE id = ${product.id}`
     expect(stock!.inventory).toBe(1000 - accepted.length)
-    expect(api.parsed().some((line) => line.msg === 'stopped')).toBe(true)
+    expect(api.logs().some((line) => line.msg === 'stopped')).toBe(true)
   })
 })

@@ -1,60 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue } from 'bullmq'
-import type { Subprocess } from 'bun'
 import { QUEUES } from '../src/jobs/definitions'
 import { createProducerConnection } from '../src/jobs/redis'
 import { countWhere, createAdmin, createProduct, freePort, sql, waitFor } from './helpers'
+import { startApi, startRedis, startWorker, stopServices } from './processes'
 
 // The API and the worker as separate processes, the way they run in production, with a
 // private redis-server this file can stop and start.
-
-const root = new URL('..', import.meta.url).pathname
-const children: Subprocess[] = []
-
-function spawnService(script: 'src/server.ts' | 'src/worker.ts', env: Record<string, string>) {
-  const child = Bun.spawn(['bun', script], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH!,
-      HOME: process.env.HOME ?? '/tmp',
-      NODE_ENV: 'test',
-      DATABASE_URL: process.env.DATABASE_URL!,
-      JWT_SECRET: process.env.JWT_SECRET!,
-      LOG_LEVEL: 'warn',
-      WORKER_METRICS_PORT: '0',
-      ...env,
-    },
-    stdout: 'ignore',
-    stderr: 'inherit',
-  })
-  children.push(child)
-  return child
-}
-
-function startRedis(port: number) {
-  const child = Bun.spawn(
-    ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    {
-      stdout: 'ignore',
-      stderr: 'ignore',
-    },
-  )
-  children.push(child)
-  return child
-}
-
-async function untilHttpUp(base: string) {
-  const up = await waitFor(
-    () =>
-      fetch(`${base}/health`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    20_000,
-    100,
-  )
-  expect(up).toBe(true)
-}
 
 async function apiCall(base: string, method: string, path: string, token?: string, body?: unknown) {
   const response = await fetch(`${base}${path}`, {
@@ -96,17 +48,13 @@ beforeAll(async () => {
   adminToken = (await createAdmin()).token
 })
 
-afterAll(() => {
-  for (const child of children) child.kill('SIGKILL')
-})
+afterAll(stopServices)
 
 describe('a Redis outage delays jobs, never drops them', () => {
   test('with Redis down 20 orders still return 201; once it is back all 40 jobs run', async () => {
     const redisPort = freePort()
-    const apiPort = freePort()
     const prefix = `outage-${process.pid}-${Date.now()}`
     const redisUrl = `redis://127.0.0.1:${redisPort}`
-    const base = `http://127.0.0.1:${apiPort}`
     let redis = startRedis(redisPort)
     expect(
       await waitFor(() =>
@@ -116,13 +64,13 @@ describe('a Redis outage delays jobs, never drops them', () => {
         ),
       ),
     ).toBe(true)
-    const api = spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
-    await untilHttpUp(base)
+    const api = await startApi({ REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
+    const base = api.base
     const token = await customerToken(base)
     const product = await createProduct(adminToken, { inventory: 100 })
 
-    redis.kill('SIGKILL')
-    await redis.exited
+    redis.child.kill('SIGKILL')
+    await redis.child.exited
     const ready = await apiCall(base, 'GET', '/health/ready')
     expect(ready.status).toBe(503)
     expect(ready.body.checks.redis.status).toBe('error')
@@ -139,10 +87,10 @@ describe('a Redis outage delays jobs, never drops them', () => {
       SELECT count(*)::int AS count FROM outbox WHERE sent_at IS NULL
       AND (payload->>'orderId')::int = ANY(${ids}) OR (payload->>'entity' = 'order' AND (payload->>'entityId')::int = ANY(${ids}) AND sent_at IS NULL)`)
     expect(unsent).toBe(40)
-    expect(api.exitCode).toBeNull()
+    expect(api.child.exitCode).toBeNull()
 
     redis = startRedis(redisPort)
-    spawnService('src/worker.ts', { REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
+    startWorker({ REDIS_URL: redisUrl, QUEUE_PREFIX: prefix })
     const done = await waitFor(
       async () => {
         const effects = await orderEffects(ids)
@@ -157,11 +105,8 @@ describe('a Redis outage delays jobs, never drops them', () => {
 
 describe('a worker killed in the middle of a job loses nothing', () => {
   test('SIGKILL while the confirmation is half done: a new worker runs it, exactly once in effect', async () => {
-    const apiPort = freePort()
     const prefix = `killed-${process.pid}-${Date.now()}`
-    const base = `http://127.0.0.1:${apiPort}`
-    spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
-    await untilHttpUp(base)
+    const { base } = await startApi({ QUEUE_PREFIX: prefix })
     const token = await customerToken(base)
     const product = await createProduct(adminToken, { inventory: 10 })
     const order = await apiCall(base, 'POST', '/api/orders', token, {
@@ -176,11 +121,7 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     await blocker`BEGIN`
     await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
     const lockMs = '1500'
-    const first = spawnService('src/worker.ts', {
-      REDIS_URL: process.env.REDIS_URL!,
-      QUEUE_PREFIX: prefix,
-      WORKER_LOCK_DURATION_MS: lockMs,
-    })
+    const first = startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs }).child
     expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
 
     first.kill('SIGKILL')
@@ -193,11 +134,7 @@ describe('a worker killed in the middle of a job loses nothing', () => {
       prefix,
     })
     try {
-      spawnService('src/worker.ts', {
-        REDIS_URL: process.env.REDIS_URL!,
-        QUEUE_PREFIX: prefix,
-        WORKER_LOCK_DURATION_MS: lockMs,
-      })
+      startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs })
       const done = await waitFor(
         async () => {
           const effects = await orderEffects([orderId])
@@ -215,11 +152,8 @@ describe('a worker killed in the middle of a job loses nothing', () => {
   })
 
   test('SIGTERM: the worker finishes its active job, then exits 0', async () => {
-    const apiPort = freePort()
     const prefix = `sigterm-${process.pid}-${Date.now()}`
-    const base = `http://127.0.0.1:${apiPort}`
-    spawnService('src/server.ts', { PORT: String(apiPort), REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
-    await untilHttpUp(base)
+    const { base } = await startApi({ QUEUE_PREFIX: prefix })
     const token = await customerToken(base)
     const product = await createProduct(adminToken, { inventory: 10 })
     const order = await apiCall(base, 'POST', '/api/orders', token, {
@@ -230,7 +164,7 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     const blocker = await sql.reserve()
     await blocker`BEGIN`
     await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
-    const worker = spawnService('src/worker.ts', { REDIS_URL: process.env.REDIS_URL!, QUEUE_PREFIX: prefix })
+    const worker = startWorker({ QUEUE_PREFIX: prefix }).child
     expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
     worker.kill('SIGTERM')
     await Bun.sleep(500)

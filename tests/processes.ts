@@ -1,0 +1,88 @@
+import { expect } from 'bun:test'
+import type { Subprocess } from 'bun'
+import { freePort, waitFor } from './helpers'
+
+// API and worker processes for tests that need them as production runs them: separate
+// processes, real ports. Each test file that starts some calls `afterAll(stopServices)`.
+
+const root = new URL('..', import.meta.url).pathname
+const running = new Set<Subprocess>()
+
+export type Service = {
+  child: Subprocess
+  /** The process's stdout lines (its JSON log), when started with `log: true`. */
+  lines: string[]
+  logs(): Record<string, any>[]
+}
+
+/** Runs `command` from the project root with the suite's database, Redis and secret. */
+export function spawnService(
+  command: string[],
+  env: Record<string, string> = {},
+  options: { log?: boolean } = {},
+): Service {
+  const child = Bun.spawn(command, {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH!,
+      HOME: process.env.HOME ?? '/tmp',
+      NODE_ENV: 'test',
+      DATABASE_URL: process.env.DATABASE_URL!,
+      REDIS_URL: process.env.REDIS_URL!,
+      JWT_SECRET: process.env.JWT_SECRET!,
+      LOG_LEVEL: 'warn',
+      WORKER_METRICS_PORT: '0',
+      ...env,
+    },
+    stdout: options.log ? 'pipe' : 'ignore',
+    stderr: 'inherit',
+  })
+  running.add(child)
+  const lines: string[] = []
+  if (options.log)
+    void (async () => {
+      const decoder = new TextDecoder()
+      let pending = ''
+      for await (const chunk of child.stdout as ReadableStream<Uint8Array>) {
+        pending += decoder.decode(chunk)
+        const parts = pending.split('\n')
+        pending = parts.pop()!
+        lines.push(...parts)
+      }
+    })()
+  return { child, lines, logs: () => lines.flatMap((line) => (line.startsWith('{') ? [JSON.parse(line)] : [])) }
+}
+
+export async function untilAnswering(url: string, timeoutMs = 20_000) {
+  const up = await waitFor(
+    () =>
+      fetch(url).then(
+        (response) => response.ok,
+        () => false,
+      ),
+    timeoutMs,
+    100,
+  )
+  expect({ url, up }).toEqual({ url, up: true })
+}
+
+/** `bun src/server.ts` on a free port, returned once ready (Postgres and Redis connected). */
+export async function startApi(env: Record<string, string> = {}, options: { log?: boolean } = {}) {
+  const port = freePort()
+  const service = spawnService(['bun', 'src/server.ts'], { PORT: String(port), ...env }, options)
+  const base = `http://127.0.0.1:${port}`
+  await untilAnswering(`${base}/health/ready`)
+  return { ...service, base }
+}
+
+export const startWorker = (env: Record<string, string> = {}, options: { log?: boolean } = {}) =>
+  spawnService(['bun', 'src/worker.ts'], env, options)
+
+/** A private redis-server, for tests that take Redis away. */
+export const startRedis = (port: number) =>
+  spawnService(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+
+export function stopServices() {
+  for (const child of running) child.kill('SIGKILL')
+  running.clear()
+}
