@@ -145,6 +145,8 @@ const measure = async (
   apiRun: () => Promise<Result>,
   ceilingRun: () => Promise<Result>,
 ) => {
+  // BENCH_ONLY=orders (a substring of scenario names) runs a subset.
+  if (process.env.BENCH_ONLY && !scenario.toLowerCase().includes(process.env.BENCH_ONLY.toLowerCase())) return
   console.log(`… ${scenario}`)
   const apiResult = await apiRun()
   const ceilingResult = await ceilingRun()

@@ -190,6 +190,19 @@ describe('GET /api/auth/me and bearer tokens', () => {
     expectError(await call('GET', '/api/orders/me', { headers }), 401)
   })
 
+  test('a token that worked stops working when it expires (verified tokens are remembered only until exp)', async () => {
+    const { user } = await registerCustomer('expiring')
+    const expiresAt = Math.floor(Date.now() / 1000) + 2
+    const token = await new SignJWT({ role: 'customer' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(String(user.id))
+      .setExpirationTime(expiresAt)
+      .sign(secret)
+    expect((await call('GET', '/api/auth/me', { token })).status).toBe(200)
+    await Bun.sleep(expiresAt * 1000 - Date.now() + 50)
+    expectError(await call('GET', '/api/auth/me', { token }), 401)
+  })
+
   test('a well-signed token of a user that does not exist → 401 on /me', async () => {
     const token = await new SignJWT({ role: 'customer' })
       .setProtectedHeader({ alg: 'HS256' })
