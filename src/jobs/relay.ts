@@ -6,7 +6,15 @@ import type { Queues } from './redis'
 
 type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
 
-export type RelayOptions = { batchSize?: number; pollIntervalMs?: number; redisTimeoutMs?: number; coalesceMs?: number }
+export type RelayOptions = {
+  batchSize?: number
+  pollIntervalMs?: number
+  redisTimeoutMs?: number
+  /** The wait before a pass, per row the previous pass moved (adaptive batching), and its bounds. */
+  coalesceMsPerRow?: number
+  minCoalesceMs?: number
+  maxCoalesceMs?: number
+}
 
 /**
  * Moves outbox rows into BullMQ. Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of
@@ -17,7 +25,10 @@ export class OutboxRelay {
   private readonly batchSize: number
   private readonly pollIntervalMs: number
   private readonly redisTimeoutMs: number
-  private readonly coalesceMs: number
+  private readonly coalesceMsPerRow: number
+  private readonly minCoalesceMs: number
+  private readonly maxCoalesceMs: number
+  private lastBatchRows = 0
   private scheduled: ReturnType<typeof setTimeout> | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   private unsubscribe: (() => void) | undefined
@@ -30,10 +41,12 @@ export class OutboxRelay {
     private readonly queues: Queues,
     options: RelayOptions = {},
   ) {
-    this.batchSize = options.batchSize ?? 200
+    this.batchSize = options.batchSize ?? 500
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000
     this.redisTimeoutMs = options.redisTimeoutMs ?? 3_000
-    this.coalesceMs = options.coalesceMs ?? 20
+    this.coalesceMsPerRow = options.coalesceMsPerRow ?? 2
+    this.minCoalesceMs = options.minCoalesceMs ?? 2
+    this.maxCoalesceMs = options.maxCoalesceMs ?? 250
   }
 
   start() {
@@ -45,15 +58,18 @@ export class OutboxRelay {
   }
 
   /**
-   * Drains the outbox shortly: wakes within `coalesceMs` share one pass, so under load one
-   * batch carries many orders' jobs instead of every commit paying for its own relay pass.
+   * Drains the outbox shortly. Wakes before the pass share it, and the wait grows with the
+   * previous pass's size: an idle API relays a lone order within milliseconds, a busy one
+   * moves hundreds of jobs per pass instead of paying a pass (a transaction, a commit and a
+   * Redis round trip) for every few orders, which on a small machine starved the order path.
    */
   wake() {
     if (this.stopped || this.scheduled) return
+    const delay = Math.min(this.maxCoalesceMs, Math.max(this.minCoalesceMs, this.lastBatchRows * this.coalesceMsPerRow))
     this.scheduled = setTimeout(() => {
       this.scheduled = undefined
       this.drainNow()
-    }, this.coalesceMs)
+    }, delay)
   }
 
   /** Drains the outbox now; calls that arrive mid-drain schedule one more pass. */
@@ -85,7 +101,10 @@ export class OutboxRelay {
 
   private async drain() {
     try {
-      while ((await this.relayBatch()) === this.batchSize);
+      let moved = 0
+      do moved = await this.relayBatch()
+      while (moved === this.batchSize)
+      this.lastBatchRows = moved
       if (this.failing) logger.info('outbox relay: Redis is back, relaying again')
       this.failing = false
     } catch (error) {
