@@ -7,8 +7,14 @@ cd "$ROOT"
 ensure_bun
 ensure_dependencies
 [[ -f .env ]] || { say "creating .env from .env.example"; cp .env.example .env; }
-set -a; source .env; set +a
 export LOG_PRETTY="${LOG_PRETTY:-1}"
+
+# Bun reads .env itself; the shell only needs to know where the services are (the real
+# environment wins over .env, as it does for Bun).
+from_env_file() { local value; value=$(grep -E "^$1=" .env | tail -n1 | cut -d= -f2- || true); value="${value%\"}"; echo "${value#\"}"; }
+DATABASE_URL="${DATABASE_URL:-$(from_env_file DATABASE_URL)}"
+REDIS_URL="${REDIS_URL:-$(from_env_file REDIS_URL)}"
+PORT="${PORT:-$(from_env_file PORT)}"
 
 ensure_postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/order_api}"
 ensure_redis "${REDIS_URL:-redis://127.0.0.1:6379}"
