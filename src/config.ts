@@ -39,7 +39,7 @@ const EnvSchema = t.Object({
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),
   MAIL_FROM: t.String({ minLength: 3, default: 'Order API <orders@example.com>' }),
   // Login and register attempts per client address per window, counted in Redis (all replicas).
-  RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 10 }),
+  RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 100 }),
   RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
   // Behind a reverse proxy: take the client address from X-Forwarded-For.
   TRUST_PROXY: t.Boolean({ default: false }),

@@ -35,6 +35,12 @@ describe('rate limits on login and register', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
     expect(((await limited.json()) as { error: string }).error).toMatch(/Too many/)
 
+    // Malformed attempts are refused with 400 and do not use up the budget.
+    for (let i = 0; i < 5; i++)
+      expect((await postJson(`${first}/api/auth/login`, { email: 'x' }, from('192.0.2.55'))).status).toBe(400)
+    for (let i = 0; i < 3; i++) expect((await attempt(second, '192.0.2.55')).status).toBe(401)
+    expect((await attempt(first, '192.0.2.55')).status).toBe(429)
+
     // Another address has its own budget; register has its own bucket.
     expect((await attempt(first, '198.51.100.9')).status).toBe(401)
     const registered = await postJson(

@@ -34,8 +34,9 @@ function authLimiter() {
 /** `rateLimit: 'login'` counts a route's attempts per client address; over the limit → 429 with Retry-After. */
 export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
   rateLimit: (bucket: string) => ({
-    // transform runs before validation: malformed attempts count too.
-    async transform({ request, server }) {
+    // After validation: only well-formed attempts (the ones that could guess a password or
+    // create an account) are counted; malformed ones are refused with 400 anyway.
+    async beforeHandle({ request, server }) {
       try {
         // A connection still opening would send the count to the per-process stand-in instead.
         await whenRedisReady(500)
