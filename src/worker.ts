@@ -20,7 +20,18 @@ const cleanup = setInterval(() => {
 }, CLEANUP_INTERVAL_MS)
 
 const running = startWorkers({ mailer })
-const metricsServer = serveWorkerMetrics(config.WORKER_METRICS_PORT)
+// A second worker on the same machine finds the port taken: it works on without /metrics.
+const metricsServer = (() => {
+  try {
+    return serveWorkerMetrics(config.WORKER_METRICS_PORT)
+  } catch (error) {
+    logger.warn(
+      { err: error, port: config.WORKER_METRICS_PORT },
+      'worker metrics port unavailable; running without /metrics',
+    )
+    return undefined
+  }
+})()
 logger.info(
   {
     queues: running.workers.map((worker) => worker.name),
@@ -38,7 +49,7 @@ async function shutdown(signal: string) {
   logger.info({ signal }, 'worker stopping: finishing active jobs')
   clearInterval(cleanup)
   await running.close()
-  await metricsServer.stop()
+  await metricsServer?.stop()
   await sql.end({ timeout: 5 })
   logger.info('worker stopped')
   process.exit(0)
