@@ -7,6 +7,11 @@ export const QUEUES = {
   audit: 'audit',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
+
+export const JOB_NAMES = {
+  orderConfirmation: 'order.confirmation',
+  audit: 'audit',
+} as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
 /** The job states operators watch, in /api/admin/queues and /metrics. */
@@ -24,16 +29,14 @@ export type AuditPayload = {
 }
 
 export type OutboxJob =
-  | { queue: typeof QUEUES.orderConfirmation; name: 'order.confirmation'; payload: OrderConfirmationPayload }
-  | { queue: typeof QUEUES.audit; name: 'audit'; payload: AuditPayload }
+  | {
+      queue: typeof QUEUES.orderConfirmation
+      name: typeof JOB_NAMES.orderConfirmation
+      payload: OrderConfirmationPayload
+    }
+  | { queue: typeof QUEUES.audit; name: typeof JOB_NAMES.audit; payload: AuditPayload }
 
-export const orderConfirmationJob = (orderId: number): OutboxJob => ({
-  queue: QUEUES.orderConfirmation,
-  name: 'order.confirmation',
-  payload: { orderId },
-})
-
-export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.audit, name: 'audit', payload })
+export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.audit, name: JOB_NAMES.audit, payload })
 
 /** BullMQ refuses integer-looking custom ids; the outbox id still makes a re-relay a no-op. */
 export const jobIdForOutboxRow = (outboxId: string | number) => `outbox-${outboxId}`

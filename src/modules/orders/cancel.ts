@@ -1,6 +1,6 @@
 import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
-import { QUEUES } from '../../jobs/definitions'
+import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
 import { conflict } from '../../lib/errors'
 import type { Principal } from '../auth/guard'
@@ -34,7 +34,7 @@ export async function cancelOrder(orderId: number, by: Principal) {
       ),
       jobs AS (
         INSERT INTO outbox (queue, name, payload)
-        SELECT ${QUEUES.audit}, 'audit', jsonb_build_object(
+        SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
           'actorId', ${by.id}::int, 'action', 'order.cancelled', 'entity', 'order', 'entityId', c.id,
           'details', jsonb_build_object('byRole', ${by.role}::text,
             'restocked', (SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity)) FROM restocked r)))

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Sql, TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
-import { QUEUES } from '../../jobs/definitions'
+import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
 import { conflict, HttpError, notFound } from '../../lib/errors'
 import { ordersPlaced, ordersRejected } from '../../lib/metrics'
@@ -81,9 +81,9 @@ export async function takeStockAndInsertOrder(
     -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
     jobs AS (
       INSERT INTO outbox (queue, name, payload)
-      SELECT ${QUEUES.orderConfirmation}, 'order.confirmation', jsonb_build_object('orderId', o.id) FROM placed o
+      SELECT ${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, jsonb_build_object('orderId', o.id) FROM placed o
       UNION ALL
-      SELECT ${QUEUES.audit}, 'audit', jsonb_build_object(
+      SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
         'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
         'details', jsonb_build_object('totalCents', o.total_cents,
           'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t)))
