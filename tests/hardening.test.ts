@@ -117,6 +117,17 @@ describe('hardening', () => {
     expectError(await call('POST', '/api/orders', { token, body: { items: [{ product_id: 1, quantity: 1 }] } }), 401)
   })
 
+  test('promotion and demotion count at once, even for accounts the API has just seen', async () => {
+    const { token, user } = await registerCustomer('promoted-now')
+    expect((await call('GET', '/api/orders/me', { token })).status).toBe(200) // seen as a customer
+    await sql`UPDATE users SET role = 'admin' WHERE id = ${user.id}` // what `bun run user:role` does
+    const login = await call('POST', '/api/auth/login', { body: { email: user.email, password: 'password123' } })
+    expect(login.body.user.role).toBe('admin')
+    expect((await call('GET', '/api/orders', { token: login.body.token })).status).toBe(200)
+    await sql`UPDATE users SET role = 'customer' WHERE id = ${user.id}`
+    expectError(await call('GET', '/api/orders', { token: login.body.token }), 403)
+  })
+
   test('the account’s current role counts, not the token’s claim', async () => {
     const { token, user } = await registerCustomer('promoted')
     await sql`UPDATE users SET role = 'admin' WHERE id = ${user.id}`

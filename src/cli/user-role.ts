@@ -13,7 +13,9 @@ try {
     console.error(`No user with email ${email.trim().toLowerCase()}`)
     process.exitCode = 1
   } else {
-    console.log(`${user.email} is now ${user.role} (running APIs apply it to existing tokens within 15 s)`)
+    console.log(
+      `${user.email} is now ${user.role} (it counts at once; a promoted user logs in again for an admin token)`,
+    )
   }
 } finally {
   await sql.end({ timeout: 5 })

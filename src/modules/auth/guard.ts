@@ -57,7 +57,7 @@ export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
       const id = Number(payload.sub)
       if (!Number.isSafeInteger(id) || id < 1 || (payload.role !== 'admin' && payload.role !== 'customer'))
         throw unauthorized('Invalid token claims')
-      const role = await currentRole(id)
+      const role = await currentRole(id, payload.role)
       if (!role) throw unauthorized('The account of this token no longer exists')
       if (required !== true && role !== required) throw forbidden(`This action requires the ${required} role`)
       principals.set(request, { id, role })
