@@ -67,7 +67,11 @@ beforeAll(async () => {
   await admin.end()
 })
 
-afterAll(() => {
+afterAll(async () => {
+  // The compose commands are `bun run …`, which start the service as a child: SIGTERM reaches
+  // both (and the services stop cleanly); SIGKILL on the parent would orphan the child.
+  for (const child of children) child.kill('SIGTERM')
+  await Promise.race([Promise.all(children.map((child) => child.exited)), Bun.sleep(5_000)])
   for (const child of children) child.kill('SIGKILL')
   rmSync(image, { recursive: true, force: true })
 })
