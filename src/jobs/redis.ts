@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq'
 import IORedis from 'ioredis'
 import { config } from '../config'
+import { withTimeout } from '../lib/timeout'
 import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type QueueName } from './definitions'
 
 /**
@@ -63,11 +64,7 @@ export async function whenRedisReady(timeoutMs: number): Promise<boolean> {
 export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
   try {
     if (!(await whenRedisReady(timeoutMs))) return false
-    const reply = await Promise.race([
-      producer().connection.ping(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref?.()),
-    ])
-    return reply === 'PONG'
+    return (await withTimeout(producer().connection.ping(), timeoutMs, 'Redis ping timed out')) === 'PONG'
   } catch {
     return false
   }

@@ -1,5 +1,6 @@
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
+import { withTimeout } from '../lib/timeout'
 import { jobIdForOutboxRow, type QueueName } from './definitions'
 import { onOutboxWritten } from './outbox'
 import type { Queues } from './redis'
@@ -122,7 +123,7 @@ export class OutboxRelay {
         FOR UPDATE SKIP LOCKED`
       if (!rows.length) return 0
       const byQueue = Map.groupBy(rows, (row) => row.queue)
-      await this.withTimeout(
+      await withTimeout(
         Promise.all(
           [...byQueue].map(([queue, jobs]) =>
             this.queues[queue].addBulk(
@@ -130,20 +131,11 @@ export class OutboxRelay {
             ),
           ),
         ),
+        this.redisTimeoutMs,
+        `Redis did not answer within ${this.redisTimeoutMs} ms`,
       )
       await tx`UPDATE outbox SET sent_at = now() WHERE id = ANY(${rows.map((row) => row.id)}::bigint[])`
       return rows.length
     })
-  }
-
-  private withTimeout<T>(work: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Redis did not answer within ${this.redisTimeoutMs} ms`)),
-        this.redisTimeoutMs,
-      )
-    })
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
   }
 }
