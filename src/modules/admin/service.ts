@@ -14,13 +14,15 @@ async function outboxBacklog() {
 
 export async function queueOverview() {
   const { queues } = producer()
+  // Any failure of the Redis half is Redis being unavailable; a Postgres failure maps as usual.
   const [counts, outbox] = await Promise.all([
-    Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts(...JOB_STATES)] as const)),
+    Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts(...JOB_STATES)] as const)).catch(
+      () => {
+        throw redisUnavailable()
+      },
+    ),
     outboxBacklog(),
-  ]).catch((error) => {
-    if (error instanceof Error && /Redis|Stream|ECONNREFUSED|Connection/i.test(error.message)) throw redisUnavailable()
-    throw error
-  })
+  ])
   const perQueue = Object.fromEntries(
     counts.map(([name, jobCounts]) => [
       name,

@@ -101,19 +101,25 @@ export async function takeStockAndInsertOrder(
   return { ...placed, total_cents: Number(placed.total_cents) } satisfies Order
 }
 
-/** After a rolled-back attempt: which line failed, and why (404 before 409, lowest product id first). */
-async function explainShortfall(productIds: number[], quantities: number[]) {
+type Shortfall = { reason: 'unknown_product' | 'inactive_product' | 'insufficient_inventory'; error: HttpError }
+
+/** After a failed attempt: which line failed, and why (404 before 409, lowest product id first). */
+async function explainShortfall(productIds: number[], quantities: number[]): Promise<Shortfall | undefined> {
   const rows = await sql<{ product_id: number; found: boolean; is_active: boolean | null; enough: boolean | null }[]>`
     SELECT r.product_id, p.id IS NOT NULL AS found, p.is_active, p.inventory >= r.quantity AS enough
     FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
     LEFT JOIN products p ON p.id = r.product_id AND p.deleted_at IS NULL
     ORDER BY r.product_id`
   const missing = rows.find((row) => !row.found)
-  if (missing) return notFound(`Product ${missing.product_id} not found`)
+  if (missing) return { reason: 'unknown_product', error: notFound(`Product ${missing.product_id} not found`) }
   const inactive = rows.find((row) => !row.is_active)
-  if (inactive) return conflict(`Product ${inactive.product_id} is not active`)
+  if (inactive) return { reason: 'inactive_product', error: conflict(`Product ${inactive.product_id} is not active`) }
   const short = rows.find((row) => !row.enough)
-  if (short) return conflict(`Insufficient inventory for product ${short.product_id}`)
+  if (short)
+    return {
+      reason: 'insufficient_inventory',
+      error: conflict(`Insufficient inventory for product ${short.product_id}`),
+    }
   return undefined // stock came back in the meantime (e.g. a cancellation): try again
 }
 
@@ -173,17 +179,10 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
         return { status: error.stored.response_status, order: error.stored.response_body, replayed: true }
       }
       if (!(error instanceof StockShortfall)) throw error
-      const reason = await explainShortfall(productIds, quantities)
-      if (reason) {
-        ordersRejected.inc({
-          reason:
-            reason.status === 404
-              ? 'unknown_product'
-              : /active/.test(reason.message)
-                ? 'inactive_product'
-                : 'insufficient_inventory',
-        })
-        throw reason
+      const shortfall = await explainShortfall(productIds, quantities)
+      if (shortfall) {
+        ordersRejected.inc({ reason: shortfall.reason })
+        throw shortfall.error
       }
       if (attempt >= MAX_TRANSACTION_ATTEMPTS) throw conflict(`Insufficient inventory for product ${productIds[0]}`)
     }
