@@ -5,6 +5,25 @@ import { call, countRows, expectError, registerCustomer, sql, uniqueEmail } from
 const secret = new TextEncoder().encode(process.env.JWT_SECRET!)
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
+/** A customer token made by hand, so each case can bend one thing: algorithm, key, subject or times. */
+function signToken({
+  sub = '1',
+  alg = 'HS256',
+  key = secret,
+  issuedAt,
+  expires = '1h',
+}: {
+  sub?: string
+  alg?: string
+  key?: Uint8Array
+  issuedAt?: number
+  expires?: string | number
+}) {
+  const token = new SignJWT({ role: 'customer' }).setProtectedHeader({ alg }).setSubject(sub).setExpirationTime(expires)
+  return (issuedAt === undefined ? token : token.setIssuedAt(issuedAt)).sign(key)
+}
+const bearer = async (token: Promise<string>) => ({ authorization: `Bearer ${await token}` })
+
 describe('POST /api/auth/register', () => {
   test('creates a customer with a trimmed, lower-cased email and returns a working token', async () => {
     const email = uniqueEmail('Mixed.Case')
@@ -131,27 +150,9 @@ describe('GET /api/auth/me and bearer tokens', () => {
     ],
     [
       'a wrong signature',
-      async () => {
-        const token = await new SignJWT({ role: 'customer' })
-          .setProtectedHeader({ alg: 'HS256' })
-          .setSubject('1')
-          .setExpirationTime('1h')
-          .sign(new TextEncoder().encode('another-secret-another-secret-0000'))
-        return { authorization: `Bearer ${token}` }
-      },
+      () => bearer(signToken({ key: new TextEncoder().encode('another-secret-another-secret-0000') })),
     ],
-    [
-      'an expired token',
-      async () => {
-        const token = await new SignJWT({ role: 'customer' })
-          .setProtectedHeader({ alg: 'HS256' })
-          .setSubject('1')
-          .setIssuedAt(1_600_000_000)
-          .setExpirationTime(1_600_000_060)
-          .sign(secret)
-        return { authorization: `Bearer ${token}` }
-      },
-    ],
+    ['an expired token', () => bearer(signToken({ issuedAt: 1_600_000_000, expires: 1_600_000_060 }))],
     [
       'a payload edited to admin',
       async () => {
@@ -161,28 +162,8 @@ describe('GET /api/auth/me and bearer tokens', () => {
         return { authorization: `Bearer ${header}.${base64url({ ...claims, role: 'admin' })}.${signature}` }
       },
     ],
-    [
-      'HS512 with the right secret (only HS256 is accepted)',
-      async () => {
-        const token = await new SignJWT({ role: 'customer' })
-          .setProtectedHeader({ alg: 'HS512' })
-          .setSubject('1')
-          .setExpirationTime('1h')
-          .sign(secret)
-        return { authorization: `Bearer ${token}` }
-      },
-    ],
-    [
-      'a token without a numeric subject',
-      async () => {
-        const token = await new SignJWT({ role: 'customer' })
-          .setProtectedHeader({ alg: 'HS256' })
-          .setSubject('abc')
-          .setExpirationTime('1h')
-          .sign(secret)
-        return { authorization: `Bearer ${token}` }
-      },
-    ],
+    ['HS512 with the right secret (only HS256 is accepted)', () => bearer(signToken({ alg: 'HS512' }))],
+    ['a token without a numeric subject', () => bearer(signToken({ sub: 'abc' }))],
   ]
   test.each(forged)('%s → 401', async (_case, makeHeaders) => {
     const headers = await makeHeaders()
@@ -193,22 +174,14 @@ describe('GET /api/auth/me and bearer tokens', () => {
   test('a token that worked stops working when it expires (verified tokens are remembered only until exp)', async () => {
     const { user } = await registerCustomer('expiring')
     const expiresAt = Math.floor(Date.now() / 1000) + 2
-    const token = await new SignJWT({ role: 'customer' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(String(user.id))
-      .setExpirationTime(expiresAt)
-      .sign(secret)
+    const token = await signToken({ sub: String(user.id), expires: expiresAt })
     expect((await call('GET', '/api/auth/me', { token })).status).toBe(200)
     await Bun.sleep(expiresAt * 1000 - Date.now() + 50)
     expectError(await call('GET', '/api/auth/me', { token }), 401)
   })
 
   test('a well-signed token of a user that does not exist → 401 on /me', async () => {
-    const token = await new SignJWT({ role: 'customer' })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('2147483000')
-      .setExpirationTime('1h')
-      .sign(secret)
+    const token = await signToken({ sub: '2147483000' })
     expectError(await call('GET', '/api/auth/me', { token }), 401)
   })
 })
