@@ -1,4 +1,5 @@
 import { Elysia } from 'elysia'
+import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
 import { producer } from '../../jobs/redis'
 import { logger } from '../../lib/logger'
@@ -9,15 +10,13 @@ export const DASHBOARD_PATH = '/admin/queues'
 // A browser cannot send a bearer header to a page, so the dashboard asks for HTTP basic auth
 // with an admin's email and password. A verified header is remembered for a few minutes, so
 // the dashboard's polling does not run a slow password hash on every request.
-const VERIFIED_FOR_MS = 5 * 60_000
-const verified = new Map<string, number>()
+const verified = new LRUCache<string, true>({ max: 1_000, ttl: 5 * 60_000 })
 
 async function isAdmin(header: string | null): Promise<boolean> {
   const match = header?.match(/^Basic\s+([A-Za-z0-9+/=]+)$/i)
   if (!match) return false
   const key = createHash('sha256').update(match[1]!).digest('hex')
-  const until = verified.get(key)
-  if (until && until > Date.now()) return true
+  if (verified.get(key)) return true
   const decoded = Buffer.from(match[1]!, 'base64').toString()
   const colon = decoded.indexOf(':')
   if (colon < 1) return false
@@ -27,8 +26,7 @@ async function isAdmin(header: string | null): Promise<boolean> {
   } catch {
     return false
   }
-  if (verified.size > 1_000) verified.clear()
-  verified.set(key, Date.now() + VERIFIED_FOR_MS)
+  verified.set(key, true)
   return true
 }
 

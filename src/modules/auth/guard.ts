@@ -1,5 +1,6 @@
 import { jwt } from '@elysiajs/jwt'
 import { Elysia } from 'elysia'
+import { LRUCache } from 'lru-cache'
 import { config } from '../../config'
 import { forbidden, unauthorized } from '../../lib/errors'
 import { currentRole } from './accounts'
@@ -23,18 +24,13 @@ type Claims = { sub?: string; role?: unknown; exp?: number }
 
 // A token's signature never changes, so one that verified is remembered until it expires:
 // WebCrypto's HMAC check costs ~0.1 ms, the largest CPU item of an authenticated request.
-const MAX_REMEMBERED_TOKENS = 10_000
-const verifiedTokens = new Map<string, Claims>()
+const verifiedTokens = new LRUCache<string, Claims>({ max: 10_000 })
 
 async function verifiedClaims(token: string, verify: () => Promise<Claims | false>): Promise<Claims | false> {
   const remembered = verifiedTokens.get(token)
   if (remembered && (remembered.exp ?? 0) * 1000 > Date.now()) return remembered
-  verifiedTokens.delete(token)
   const claims = await verify()
-  if (claims && claims.exp) {
-    if (verifiedTokens.size >= MAX_REMEMBERED_TOKENS) verifiedTokens.clear()
-    verifiedTokens.set(token, claims)
-  }
+  if (claims && claims.exp) verifiedTokens.set(token, claims, { ttl: claims.exp * 1000 - Date.now() })
   return claims
 }
 
