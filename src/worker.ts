@@ -38,6 +38,7 @@ logger.info(
     concurrency: config.WORKER_CONCURRENCY,
     prefix: config.QUEUE_PREFIX,
     mailer: mailer.transport,
+    metricsPort: metricsServer?.port,
   },
   'worker started',
 )
