@@ -76,6 +76,12 @@ ensure_postgres() {
     as_pg_user "$bin/initdb" -D "$DATA/postgres" -U postgres --auth=trust -E UTF8 --no-locale >"$DATA/initdb.log" \
       || die "initdb failed (see $DATA/initdb.log)"
   fi
+  # A server of an earlier run that does not answer here (it was started in another network
+  # namespace, or on another port) still holds the data directory: stop it first.
+  if as_pg_user "$bin/pg_ctl" -D "$DATA/postgres" status >/dev/null 2>&1; then
+    say "stopping the Postgres of an earlier run that does not answer here"
+    as_pg_user "$bin/pg_ctl" -D "$DATA/postgres" -m immediate -w -t 30 stop >/dev/null || die "could not stop it"
+  fi
   as_pg_user "$bin/pg_ctl" -D "$DATA/postgres" -l "$DATA/postgres.log" -w -t 30 start \
     -o "-p $URL_PORT -c listen_addresses=127.0.0.1 -k $DATA/run" >/dev/null \
     || die "Postgres did not start (see $DATA/postgres.log)"
@@ -90,6 +96,12 @@ ensure_redis() {
   say "no Redis on $URL_HOST:$URL_PORT: starting a local one"
   command -v redis-server >/dev/null || apt_install redis-server
   mkdir -p "$DATA/redis"
+  # The same for a Redis of an earlier run that does not answer here.
+  if [[ -f "$DATA/redis.pid" ]] && kill -0 "$(cat "$DATA/redis.pid")" 2>/dev/null \
+    && [[ "$(cat "/proc/$(cat "$DATA/redis.pid")/comm" 2>/dev/null)" == redis-server* ]]; then
+    kill "$(cat "$DATA/redis.pid")"
+    for _ in $(seq 1 20); do kill -0 "$(cat "$DATA/redis.pid")" 2>/dev/null || break; sleep 0.2; done
+  fi
   redis-server --daemonize yes --port "$URL_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$DATA/redis" --logfile "$DATA/redis.log" --pidfile "$DATA/redis.pid" >/dev/null \
     || die "Redis did not start (see $DATA/redis.log)"

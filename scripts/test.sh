@@ -14,4 +14,7 @@ ensure_redis "$TEST_REDIS_URL"
 command -v redis-server >/dev/null || apt_install redis-server
 
 bun run --silent typecheck
-bun test "$@"
+# Concurrency tests fire hundreds of requests on a shared 2-core machine, and no test asserts a
+# time: a minute each. (The flag, because Bun applies setDefaultTimeout from a preload file to
+# the first test file only.)
+bun test --timeout 60000 "$@"

@@ -23,7 +23,7 @@ const defaultCommand = jsonArray(dockerfile.match(/^CMD (\[.*\])$/m)![1]!)
 
 const image = mkdtempSync(join(tmpdir(), 'order-api-image-'))
 const children: Subprocess[] = []
-const databaseName = 'order_api_container_test'
+const databaseName = `${process.env.TEST_DATABASE_NAME}_container`
 const databaseUrl = Object.assign(new URL(process.env.DATABASE_URL!), { pathname: `/${databaseName}` }).toString()
 
 /** The compose environment with its ${...} resolved the way a user's .env would. */

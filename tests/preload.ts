@@ -1,19 +1,20 @@
 // Runs before any test file: gives the suite its own environment and a freshly migrated database.
-import { setDefaultTimeout } from 'bun:test'
 import postgres from 'postgres'
 import { runMigrations } from '../src/db/migrate'
 
-const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/order_api_test'
-const databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1))
-if (!databaseName.endsWith('_test'))
-  throw new Error(`Refusing to reset ${databaseName}: test database names end in _test`)
+const baseUrl = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/order_api_test')
+const baseName = decodeURIComponent(baseUrl.pathname.slice(1))
+if (!baseName.endsWith('_test')) throw new Error(`Refusing to use ${baseName}: test database names end in _test`)
 
-// Concurrency tests fire hundreds of requests on a shared 2-core machine; no test asserts a time.
-setDefaultTimeout(60_000)
+// Each run has databases of its own (`<name>_<pid>` and the ones derived from it), so two runs
+// on one host never drop each other's.
+const databaseName = `${baseName}_${process.pid}`
+const databaseUrl = Object.assign(new URL(baseUrl), { pathname: `/${databaseName}` }).toString()
 
 Object.assign(process.env, {
   NODE_ENV: 'test',
   DATABASE_URL: databaseUrl,
+  TEST_DATABASE_NAME: databaseName,
   DATABASE_POOL_SIZE: '10',
   REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
   JWT_SECRET: 'test-only-secret-0123456789abcdef0123456789',
@@ -30,9 +31,37 @@ Object.assign(process.env, {
   WORKER_METRICS_PORT: '0',
 })
 
-const maintenance = new URL(databaseUrl)
-maintenance.pathname = '/postgres'
-const admin = postgres(maintenance.toString(), { max: 1, onnotice: () => {} })
-await admin`DROP DATABASE IF EXISTS ${admin(databaseName)} WITH (FORCE)`
-await admin.end()
+const maintenanceUrl = Object.assign(new URL(baseUrl), { pathname: '/postgres' }).toString()
+const maintenance = () => postgres(maintenanceUrl, { max: 1, onnotice: () => {} })
+
+/**
+ * Drops the databases of earlier runs on this host whose process is gone. This run's are left
+ * behind when it ends, for a look after a failure; the next run drops them.
+ */
+async function dropStaleDatabases() {
+  const admin = maintenance()
+  try {
+    const rows = await admin<{ datname: string }[]>`
+      SELECT datname FROM pg_database WHERE datname LIKE ${`${baseName.replace(/_/g, '\\_')}\\_%`}`
+    for (const { datname } of rows) {
+      const pid = Number(datname.slice(baseName.length + 1).split('_')[0])
+      if (!Number.isInteger(pid) || pid <= 0) continue
+      if (pid !== process.pid && isAlive(pid)) continue
+      await admin`DROP DATABASE IF EXISTS ${admin(datname)} WITH (FORCE)`
+    }
+  } finally {
+    await admin.end()
+  }
+}
+
+function isAlive(pid: number) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+await dropStaleDatabases()
 await runMigrations(databaseUrl)

@@ -34,11 +34,16 @@ const orderEffects = async (ids: number[]) => ({
   ),
 })
 
-/** A worker is inside the confirmation transaction, waiting for the order row. */
-async function isBlockedOnStatusUpdate() {
+/**
+ * The worker started with this application name (postgres.js reads PGAPPNAME) is inside the
+ * confirmation transaction, waiting for the order row. Matching on the name, not only the
+ * query, keeps other tests' workers and sessions out of it.
+ */
+async function isBlockedOnStatusUpdate(applicationName: string) {
   const [row] = await sql`
     SELECT count(*)::int AS count FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE orders SET status = ''confirmed''%'`
+    WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'
+      AND query LIKE '%UPDATE orders SET status = ''confirmed''%'`
   return row!.count > 0
 }
 
@@ -121,8 +126,8 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     await blocker`BEGIN`
     await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
     const lockMs = '1500'
-    const first = startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs }).child
-    expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
+    const first = startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs, PGAPPNAME: prefix }).child
+    expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
 
     first.kill('SIGKILL')
     await first.exited
@@ -164,8 +169,8 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     const blocker = await sql.reserve()
     await blocker`BEGIN`
     await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
-    const worker = startWorker({ QUEUE_PREFIX: prefix }).child
-    expect(await waitFor(() => isBlockedOnStatusUpdate())).toBe(true)
+    const worker = startWorker({ QUEUE_PREFIX: prefix, PGAPPNAME: prefix }).child
+    expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
     worker.kill('SIGTERM')
     await Bun.sleep(500)
     expect(worker.exitCode).toBeNull() // still finishing the job it holds

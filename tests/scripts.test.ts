@@ -4,7 +4,8 @@ import postgres from 'postgres'
 // The package.json entry points, run as the operator runs them, against a database of their own.
 const root = new URL('..', import.meta.url).pathname
 const url = new URL(process.env.DATABASE_URL!)
-url.pathname = '/order_api_scripts_test'
+const databaseName = `${process.env.TEST_DATABASE_NAME}_scripts`
+url.pathname = `/${databaseName}`
 const databaseUrl = url.toString()
 
 const env = {
@@ -34,7 +35,7 @@ beforeAll(async () => {
   const maintenance = new URL(databaseUrl)
   maintenance.pathname = '/postgres'
   const admin = postgres(maintenance.toString(), { max: 1, onnotice: () => {} })
-  await admin`DROP DATABASE IF EXISTS order_api_scripts_test WITH (FORCE)`
+  await admin`DROP DATABASE IF EXISTS ${admin(databaseName)} WITH (FORCE)`
   await admin.end()
   db = postgres(databaseUrl, { max: 1, onnotice: () => {} })
 })
