@@ -1,5 +1,6 @@
 import { swagger } from '@elysiajs/swagger'
 import { Elysia } from 'elysia'
+import { connectionClose } from './lib/connection'
 import { errorHandler } from './lib/error-handler'
 import { ErrorResponse } from './lib/model'
 import { observability } from './lib/observability'
@@ -14,6 +15,7 @@ import { productRoutes } from './modules/products'
 
 export const app = new Elysia()
   .use(errorHandler)
+  .use(connectionClose)
   .use(observability)
   .use(security)
   .onAfterHandle({ as: 'global' }, ({ path, response }) =>
