@@ -107,3 +107,15 @@ ensure_redis() {
     || die "Redis did not start (see $DATA/redis.log)"
   wait_for "$URL_HOST" "$URL_PORT" Redis
 }
+
+# Chromium for the browser tests: Debian's package, installed when missing and we are root.
+# Where it can be neither found nor installed, the browser tests fail and say why.
+ensure_chromium() {
+  [[ -n "${CHROMIUM_PATH:-}" ]] && return 0
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt_install chromium || say "could not install chromium: the browser tests will fail"
+  else
+    say "no Chromium found (apt-get install chromium, or set CHROMIUM_PATH): the browser tests will fail"
+  fi
+}

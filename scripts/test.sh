@@ -12,6 +12,7 @@ ensure_postgres "$TEST_DATABASE_URL"
 ensure_redis "$TEST_REDIS_URL"
 # The outage tests start and stop a private redis-server of their own.
 command -v redis-server >/dev/null || apt_install redis-server
+ensure_chromium
 
 bun run --silent typecheck
 # Concurrency tests fire hundreds of requests on a shared 2-core machine, and no test asserts a

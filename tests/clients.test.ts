@@ -1,17 +1,23 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { createAdmin, createProduct, registerCustomer } from './helpers'
+import type { Browser } from 'playwright-core'
+import { launchChromium } from './browser'
+import { createAdmin, createProduct, registerCustomer, sql } from './helpers'
 import { startApi, stopServices } from './processes'
 
 // The API driven by clients other than Bun's fetch, against a real listening server.
 
 const root = new URL('..', import.meta.url).pathname
 let base: string
+let browser: Browser | undefined
 
 beforeAll(async () => {
-  base = (await startApi({ RATE_LIMIT_AUTH_MAX: '1000000' })).base
+  base = (await startApi({ QUEUE_PREFIX: `clients-${process.pid}`, RATE_LIMIT_AUTH_MAX: '1000000' })).base
 })
 
-afterAll(stopServices)
+afterAll(async () => {
+  await browser?.close()
+  stopServices()
+})
 
 async function runNode(args: string[]) {
   const child = Bun.spawn(['node', `${root}tests/clients/connection-close.mjs`, ...args], {
@@ -39,5 +45,47 @@ describe('Connection: close from a Node keep-alive client', () => {
     expect(refused).toEqual({ statuses: { 401: 200 }, errors: {}, connectionHeaders: { close: 200 } })
     const unknown = await runNode([`${base}/no-such-route`, '2', '100'])
     expect(unknown).toEqual({ statuses: { 404: 200 }, errors: {}, connectionHeaders: { close: 200 } })
+  })
+})
+
+describe('in a browser (headless Chromium)', () => {
+  /** Opens `path` and collects what the page could not load or was refused by its policy. */
+  async function open(path: string, credentials?: { username: string; password: string }) {
+    browser ??= await launchChromium()
+    const context = await browser.newContext({ httpCredentials: credentials })
+    const page = await context.newPage()
+    const problems: string[] = []
+    page.on('console', (message) => message.type() === 'error' && problems.push(message.text()))
+    page.on('pageerror', (error) => problems.push(error.message))
+    page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`))
+    const response = await page.goto(`${base}${path}`)
+    return { page, response, problems, close: () => context.close() }
+  }
+
+  for (const path of ['/swagger', '/swagger/']) {
+    test(`${path} renders every operation from same-origin assets, with no policy violation`, async () => {
+      const { page, response, problems, close } = await open(path)
+      expect(response?.status()).toBe(200)
+      await page.locator('.opblock').first().waitFor({ timeout: 20_000 })
+      const summaries = await page.locator('.opblock-summary-path').allTextContents()
+      expect(summaries).toContain('/api/orders')
+      expect(summaries).toContain('/api/products/{id}')
+      expect(summaries.length).toBeGreaterThanOrEqual(16)
+      expect(await page.locator('.btn.authorize').count()).toBe(1)
+      expect(problems).toEqual([])
+      await close()
+    })
+  }
+
+  test('Bull Board renders its queues behind basic auth', async () => {
+    const { user } = await createAdmin()
+    const [row] = await sql`SELECT email FROM users WHERE id = ${user.id}`
+    const { page, response, close } = await open('/admin/queues', { username: row!.email, password: 'admin-password' })
+    expect(response?.status()).toBe(200)
+    await page.getByText('order-confirmation').first().waitFor({ timeout: 20_000 })
+    expect(await page.getByText('audit').count()).toBeGreaterThan(0)
+    await close()
+    // Without credentials the browser is asked for them (Chromium then aborts the navigation).
+    expect((await fetch(`${base}/admin/queues`)).headers.get('www-authenticate')).toStartWith('Basic')
   })
 })

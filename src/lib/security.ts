@@ -36,14 +36,14 @@ const requestBody = new Elysia({ name: 'request-body' })
     }
   })
 
-// One policy for every response: JSON needs none of it, and it is what the Swagger UI
-// (scripts from unpkg) and Bull Board (its own assets, inline styles) need to render.
+// The policy for every response but the docs (which set a stricter one of their own): JSON
+// needs none of it, and it is what Bull Board (its own assets, inline script and styles) needs.
 const helmetOptions: Parameters<typeof helmet>[0] = {
   contentSecurityPolicy: {
     directives: {
       defaultSrc: ["'self'"],
-      scriptSrc: ["'self'", "'unsafe-inline'", 'https://unpkg.com'],
-      styleSrc: ["'self'", "'unsafe-inline'", 'https://unpkg.com', 'https://fonts.googleapis.com'],
+      scriptSrc: ["'self'", "'unsafe-inline'"],
+      styleSrc: ["'self'", "'unsafe-inline'", 'https://fonts.googleapis.com'],
       fontSrc: ["'self'", 'data:', 'https://fonts.gstatic.com'],
       imgSrc: ["'self'", 'data:', 'https:'],
       connectSrc: ["'self'"],
