@@ -114,6 +114,58 @@ describe('post-order jobs', () => {
     expect(await auditsFor('order', order.id)).toBe(1)
   })
 
+  describe('the confirmation is claimed before it is sent', () => {
+    /** An order with no outbox rows, so only this test runs its confirmation. */
+    const bareOrder = async () =>
+      (await sql`INSERT INTO orders (user_id, total_cents) VALUES (${customer.user.id}, 500) RETURNING id`)[0]!
+        .id as number
+    /** A mailer that takes its time, as SMTP does, so that two runs overlap. */
+    class SlowMailer extends CountingMailer {
+      override async deliver(message: Message) {
+        await Bun.sleep(300)
+        await super.deliver(message)
+      }
+    }
+
+    test('two runs at once (a stalled job picked up while the first is alive): one send', async () => {
+      const orderId = await bareOrder()
+      const slow = new SlowMailer()
+      const runs = await Promise.allSettled([
+        confirmOrder({ orderId }, slow),
+        Bun.sleep(50).then(() => confirmOrder({ orderId }, slow)),
+      ])
+      expect(slow.sent.length).toBe(1)
+      expect(runs[0].status).toBe('fulfilled')
+      // The second run found a live claim: it fails, to be retried by BullMQ, and sends nothing.
+      expect(runs[1].status).toBe('rejected')
+      expect(await confirmOrder({ orderId }, slow)).toEqual({ outcome: 'already sent' })
+      expect(slow.sent.length).toBe(1)
+      const [row] = await sql`SELECT count(*)::int AS count, bool_and(sent_at IS NOT NULL) AS sent FROM notifications WHERE order_id = ${orderId}`
+      expect(row).toEqual({ count: 1, sent: true })
+      expect(await statusOf(orderId)).toBe('confirmed')
+    })
+
+    test('a failed send releases the claim, so the retry sends at once', async () => {
+      const orderId = await bareOrder()
+      const failing: Mailer = { transport: 'log', deliver: () => Promise.reject(new Error('SMTP down')) }
+      await expect(confirmOrder({ orderId }, failing)).rejects.toThrow('SMTP down')
+      const retry = new CountingMailer()
+      expect(await confirmOrder({ orderId }, retry)).toEqual({ outcome: 'sent' })
+      expect(retry.sent.length).toBe(1)
+    })
+
+    test('a claim left by a run that died before sending is taken over after a job lock', async () => {
+      const orderId = await bareOrder()
+      await sql`
+        INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body, claimed_at)
+        VALUES (${`order-confirmation:${orderId}`}, ${customer.user.id}, ${orderId}, 'log', 'x@example.com', 's', 'b', now() - interval '1 hour')`
+      const retry = new CountingMailer()
+      expect(await confirmOrder({ orderId }, retry)).toEqual({ outcome: 'sent' })
+      expect(retry.sent.length).toBe(1)
+      expect(await statusOf(orderId)).toBe('confirmed')
+    })
+  })
+
   test('a job delivered twice through BullMQ (same id, and a re-added copy) still has one effect', async () => {
     const order = await placeOrder()
     await waitFor(async () => (await statusOf(order.id)) === 'confirmed')

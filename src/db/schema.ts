@@ -161,6 +161,10 @@ export const notifications = pgTable(
     recipient: varchar('recipient', { length: 254 }).notNull(),
     subject: text('subject').notNull(),
     body: text('body').notNull(),
+    // A run claims the row before sending and marks it sent after: a second, concurrent run
+    // (a stalled job picked up while the first is alive) finds the claim and never sends.
+    claimedAt: timestamp('claimed_at', { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
     createdAt: createdAt(),
   },
   (table) => [

@@ -1,4 +1,5 @@
 import { UnrecoverableError } from 'bullmq'
+import { config } from '../config'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import type { AuditPayload, OrderConfirmationPayload } from './definitions'
@@ -10,7 +11,11 @@ const formatCents = (cents: number) => `${(cents / 100).toFixed(2)}`
 
 /**
  * Sends the order confirmation once and moves the order pending → confirmed.
- * The notification's dedupe key makes a second run (retry, stalled job, re-relay) a no-op.
+ *
+ * The notification row is claimed before the message goes out and marked sent right after, so
+ * a second run (retry, re-relay, or a stalled job picked up while the first run is still
+ * alive) never sends again. A claim left by a run that died before sending is taken over once
+ * it is older than a job lock; a run that finds a live claim fails and is retried later.
  */
 export async function confirmOrder({ orderId }: OrderConfirmationPayload, mailer: Mailer) {
   const dedupeKey = `order-confirmation:${orderId}`
@@ -20,24 +25,41 @@ export async function confirmOrder({ orderId }: OrderConfirmationPayload, mailer
   if (!order) throw new UnrecoverableError(`Order ${orderId} does not exist`)
   if (order.status === 'cancelled') return { outcome: 'skipped: order cancelled' }
 
-  const [alreadySent] = await sql`SELECT 1 FROM notifications WHERE dedupe_key = ${dedupeKey}`
   const message = {
     to: order.email,
     subject: `Your order #${order.id} is confirmed`,
     text: `Thank you for your order #${order.id}. Total: ${formatCents(Number(order.total_cents))}.`,
   }
-  if (!alreadySent) await mailer.deliver(message)
+  const [claim] = await sql<{ id: number }[]>`
+    INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
+    VALUES (${dedupeKey}, ${order.user_id}, ${order.id}, ${mailer.transport}, ${message.to}, ${message.subject}, ${message.text})
+    ON CONFLICT (dedupe_key) DO UPDATE SET claimed_at = now()
+      WHERE notifications.sent_at IS NULL
+        AND notifications.claimed_at < now() - make_interval(secs => ${config.WORKER_LOCK_DURATION_MS / 1000})
+    RETURNING id`
 
-  await sql.begin(async (tx) => {
-    await tx`
-      INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
-      VALUES (${dedupeKey}, ${order.user_id}, ${order.id}, ${mailer.transport}, ${message.to}, ${message.subject}, ${message.text})
-      ON CONFLICT (dedupe_key) DO NOTHING`
-    // Conditional on the status, so a cancellation that got there first is never overwritten.
-    await tx`UPDATE orders SET status = 'confirmed', updated_at = now() WHERE id = ${order.id} AND status = 'pending'`
-  })
-  logger.debug({ orderId }, 'order confirmed')
-  return { outcome: alreadySent ? 'already sent' : 'sent' }
+  let outcome: 'sent' | 'already sent'
+  if (claim) {
+    try {
+      await mailer.deliver(message)
+    } catch (error) {
+      // Not sent: release the claim so that the retry may send at once.
+      await sql`UPDATE notifications SET claimed_at = '-infinity' WHERE id = ${claim.id}`
+      throw error
+    }
+    await sql`UPDATE notifications SET sent_at = now() WHERE id = ${claim.id}`
+    outcome = 'sent'
+  } else {
+    const [existing] = await sql<{ sent: boolean }[]>`
+      SELECT sent_at IS NOT NULL AS sent FROM notifications WHERE dedupe_key = ${dedupeKey}`
+    if (!existing?.sent) throw new Error(`Order ${orderId}: its confirmation is being sent by another run`)
+    outcome = 'already sent'
+  }
+
+  // Conditional on the status, so a cancellation that got there first is never overwritten.
+  await sql`UPDATE orders SET status = 'confirmed', updated_at = now() WHERE id = ${order.id} AND status = 'pending'`
+  logger.debug({ orderId, outcome }, 'order confirmed')
+  return { outcome }
 }
 
 /**
