@@ -41,8 +41,8 @@ const EnvSchema = t.Object({
   // Login and register attempts per client address per window, counted in Redis (all replicas).
   RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 100 }),
   RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
-  // Behind a reverse proxy: take the client address from X-Forwarded-For.
-  TRUST_PROXY: t.Boolean({ default: false }),
+  // Behind reverse proxies: `true` (one) or how many proxies append to X-Forwarded-For.
+  TRUST_PROXY: t.String({ pattern: '^(true|false|[0-9])$', default: 'false' }),
   // Comma-separated origins allowed to call the API from a browser (empty: same origin only; * for any).
   CORS_ORIGINS: t.String({ default: '' }),
 })

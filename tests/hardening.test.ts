@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, spyOn, test } from 'bun:test'
+import { clientAddress, trustedProxyHops } from '../src/lib/client-address'
+import { setRole, upsertUser } from '../src/modules/auth/service'
 import { call, createAdmin, expectError, registerCustomer, sql, uniqueEmail } from './helpers'
 import { startApi as startService, stopServices } from './processes'
 
@@ -49,6 +51,66 @@ describe('rate limits on login and register', () => {
       from('203.0.113.7'),
     )
     expect(registered.status).toBe(201)
+  })
+
+  test('behind a trusted proxy, forged X-Forwarded-For entries do not escape the limit', async () => {
+    const base = await startApi({
+      RATE_LIMIT_AUTH_MAX: '3',
+      TRUST_PROXY: 'true',
+      QUEUE_PREFIX: `xff-${process.pid}-${Date.now()}`,
+    })
+    // The proxy appends the real peer (203.0.113.80); the client rotates what it sends before it.
+    const forged = (i: number) => ({ 'x-forwarded-for': `10.0.0.${i}, 198.18.0.${i}, 203.0.113.80` })
+    const statuses: number[] = []
+    for (let i = 1; i <= 6; i++)
+      statuses.push(
+        (await postJson(`${base}/api/auth/login`, { email: 'a@example.com', password: 'password1' }, forged(i))).status,
+      )
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429])
+  })
+
+  test('TRUST_PROXY=n takes the entry n from the right; false takes the socket peer', () => {
+    const request = new Request('http://localhost/', { headers: { 'x-forwarded-for': 'forged, 192.0.2.1, 10.1.1.1' } })
+    const socket = { requestIP: () => ({ address: '10.9.9.9' }) }
+    expect(clientAddress(request, socket, trustedProxyHops('true'))).toBe('10.1.1.1')
+    expect(clientAddress(request, socket, trustedProxyHops('2'))).toBe('192.0.2.1')
+    expect(clientAddress(request, socket, trustedProxyHops('9'))).toBe('forged')
+    expect(clientAddress(request, socket, trustedProxyHops('false'))).toBe('10.9.9.9')
+    expect(clientAddress(new Request('http://localhost/'), socket, 1)).toBe('10.9.9.9')
+  })
+})
+
+describe('the queue dashboard login', () => {
+  const basic = (email: string, password: string) => ({ authorization: `Basic ${btoa(`${email}:${password}`)}` })
+
+  test('shares the login limit of the address: guesses there count, and a limited address is refused there', async () => {
+    const { user } = await createAdmin()
+    const base = await startApi({ RATE_LIMIT_AUTH_MAX: '3', QUEUE_PREFIX: `board-${process.pid}-${Date.now()}` })
+    const board = (password: string) => fetch(`${base}/admin/queues`, { headers: basic(user.email, password) })
+    expect((await board('wrong-1')).status).toBe(401)
+    expect((await board('wrong-2')).status).toBe(401)
+    expect((await postJson(`${base}/api/auth/login`, { email: user.email, password: 'wrong-3' })).status).toBe(401)
+    const limited = await board('admin-password')
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect((await postJson(`${base}/api/auth/login`, { email: user.email, password: 'admin-password' })).status).toBe(
+      429,
+    )
+  })
+
+  test('a demotion or a password change refuses a remembered credential at once', async () => {
+    const { user } = await createAdmin()
+    const board = (password: string) =>
+      call('GET', '/admin/queues/api/queues', { headers: basic(user.email, password) })
+    expect((await board('admin-password')).status).toBe(200)
+    expect((await board('admin-password')).status).toBe(200) // remembered
+    await setRole(user.email, 'customer')
+    expect((await board('admin-password')).status).toBe(401)
+    await setRole(user.email, 'admin')
+    expect((await board('admin-password')).status).toBe(200)
+    await upsertUser(user.email, 'a-new-password', 'admin')
+    expect((await board('admin-password')).status).toBe(401)
+    expect((await board('a-new-password')).status).toBe(200)
   })
 })
 

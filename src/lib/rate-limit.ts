@@ -31,21 +31,27 @@ function authLimiter() {
   return limiter
 }
 
+/**
+ * Counts one attempt of `bucket` from `address`; over the limit throws TooManyRequests.
+ * Login, register and the dashboard's password check count here.
+ */
+export async function countAttempt(bucket: string, address: string) {
+  try {
+    // A connection still opening would send the count to the per-process stand-in instead.
+    await whenRedisReady(500)
+    await authLimiter().consume(`${bucket}:${address}`)
+  } catch (rejection) {
+    if (rejection instanceof RateLimiterRes)
+      throw new TooManyRequests(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)))
+    throw rejection
+  }
+}
+
 /** `rateLimit: 'login'` counts a route's attempts per client address; over the limit → 429 with Retry-After. */
 export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
   rateLimit: (bucket: string) => ({
     // After validation: only well-formed attempts (the ones that could guess a password or
     // create an account) are counted; malformed ones are refused with 400 anyway.
-    async beforeHandle({ request, server }) {
-      try {
-        // A connection still opening would send the count to the per-process stand-in instead.
-        await whenRedisReady(500)
-        await authLimiter().consume(`${bucket}:${clientAddress(request, server)}`)
-      } catch (rejection) {
-        if (rejection instanceof RateLimiterRes)
-          throw new TooManyRequests(Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)))
-        throw rejection
-      }
-    },
+    beforeHandle: ({ request, server }) => countAttempt(bucket, clientAddress(request, server)),
   }),
 })

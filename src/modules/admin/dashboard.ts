@@ -3,31 +3,44 @@ import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
 import { producer } from '../../jobs/redis'
 import { logger } from '../../lib/logger'
-import { verifyCredentials } from '../auth/service'
+import { clientAddress } from '../../lib/client-address'
+import { countAttempt } from '../../lib/rate-limit'
+import { accountStamp, verifyCredentialsStamp, type AccountStamp } from '../auth/service'
 
 export const DASHBOARD_PATH = '/admin/queues'
 
 // A browser cannot send a bearer header to a page, so the dashboard asks for HTTP basic auth
-// with an admin's email and password. A verified header is remembered for a few minutes, so
-// the dashboard's polling does not run a slow password hash on every request.
-const verified = new LRUCache<string, true>({ max: 1_000, ttl: 5 * 60_000 })
+// with an admin's email and password. The slow password hash runs once per credential and
+// counts against the login rate limit of the caller's address (one budget for both doors);
+// afterwards a remembered credential costs one primary-key read per request, which still
+// refuses it at once after a demotion or a password change.
+const verified = new LRUCache<string, { userId: number; stamp: AccountStamp }>({ max: 1_000, ttl: 5 * 60_000 })
 
-async function isAdmin(header: string | null): Promise<boolean> {
-  const match = header?.match(/^Basic\s+([A-Za-z0-9+/=]+)$/i)
+type Server = Parameters<typeof clientAddress>[1]
+
+async function isAdmin(request: Request, server: Server): Promise<boolean> {
+  const match = request.headers.get('authorization')?.match(/^Basic\s+([A-Za-z0-9+/=]+)$/i)
   if (!match) return false
   const key = createHash('sha256').update(match[1]!).digest('hex')
-  if (verified.get(key)) return true
+  const remembered = verified.get(key)
+  if (remembered) {
+    const stamp = await accountStamp(remembered.userId)
+    if (stamp?.role === 'admin' && stamp.passwordHash === remembered.stamp.passwordHash) return true
+    verified.delete(key)
+    return false
+  }
   const decoded = Buffer.from(match[1]!, 'base64').toString()
   const colon = decoded.indexOf(':')
   if (colon < 1) return false
+  await countAttempt('login', clientAddress(request, server))
   try {
-    const user = await verifyCredentials(decoded.slice(0, colon), decoded.slice(colon + 1))
+    const { user, stamp } = await verifyCredentialsStamp(decoded.slice(0, colon), decoded.slice(colon + 1))
     if (user.role !== 'admin') return false
+    verified.set(key, { userId: user.id, stamp })
+    return true
   } catch {
     return false
   }
-  verified.set(key, true)
-  return true
 }
 
 const challenge = () =>
@@ -66,10 +79,10 @@ function loadBoard(): Promise<Board> {
 
 /** Bull Board at /admin/queues, for admins only (HTTP basic auth). */
 export const queueDashboard = new Elysia({ name: 'queue-dashboard' })
-  .onRequest(async ({ request }) => {
+  .onRequest(async ({ request, server }) => {
     const path = new URL(request.url).pathname
     if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return
-    if (await isAdmin(request.headers.get('authorization'))) return
+    if (await isAdmin(request, server)) return
     logger.debug({ path }, 'queue dashboard: credentials refused')
     return challenge()
   })

@@ -35,14 +35,36 @@ export async function registerCustomer(email: string, password: string): Promise
   return toUser(row)
 }
 
-export async function verifyCredentials(email: string, password: string): Promise<User> {
+async function checkCredentials(email: string, password: string): Promise<UserRow> {
   const [row] = await db
     .select()
     .from(users)
     .where(eq(sql`lower(${users.email})`, normalizeEmail(email)))
   const valid = await Bun.password.verify(password, row?.passwordHash ?? (await timingDummy()))
   if (!row || !valid) throw unauthorized('Invalid email or password')
-  return toUser(row)
+  return row
+}
+
+export const verifyCredentials = async (email: string, password: string): Promise<User> =>
+  toUser(await checkCredentials(email, password))
+
+/**
+ * What a credential remembered between requests must still match: the account's role and the
+ * password hash it was checked against (a password change replaces the hash).
+ */
+export type AccountStamp = { role: Role; passwordHash: string }
+
+export async function verifyCredentialsStamp(email: string, password: string) {
+  const row = await checkCredentials(email, password)
+  return { user: toUser(row), stamp: { role: row.role, passwordHash: row.passwordHash } satisfies AccountStamp }
+}
+
+export async function accountStamp(id: number): Promise<AccountStamp | undefined> {
+  const [row] = await db
+    .select({ role: users.role, passwordHash: users.passwordHash })
+    .from(users)
+    .where(eq(users.id, id))
+  return row
 }
 
 export async function findUser(id: number): Promise<User | undefined> {
