@@ -1,6 +1,8 @@
 import { Elysia } from 'elysia'
+import { registerQueueGauges } from './jobs/queue-metrics'
 import { connectionClose } from './lib/connection'
 import { errorHandler } from './lib/error-handler'
+import { registry } from './lib/metrics'
 import { observability } from './lib/observability'
 import { security } from './lib/security'
 import { adminRoutes } from './modules/admin'
@@ -10,6 +12,8 @@ import { docsRoutes } from './modules/docs'
 import { healthRoutes } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
+
+registerQueueGauges(registry)
 
 export const app = new Elysia()
   .use(errorHandler)

@@ -1,14 +1,15 @@
 import { app } from './app'
 import { config } from './config'
 import { sql } from './db/client'
-import { closeProducer, producer } from './jobs/redis'
+import { closeQueues, queues } from './jobs/queues'
 import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
+import { closeRedis } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
-const relay = new OutboxRelay(producer().queues).start()
+const relay = new OutboxRelay(queues()).start()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 
@@ -22,7 +23,8 @@ async function shutdown(signal: string) {
   const finished = await Promise.race([app.stop().then(() => true), Bun.sleep(SHUTDOWN_GRACE_MS).then(() => false)])
   if (!finished) await app.stop(true)
   await relay.stop()
-  await closeProducer()
+  await closeQueues()
+  await closeRedis()
   await sql.end({ timeout: 5 })
   logger.info('stopped')
   process.exit(0)

@@ -3,7 +3,7 @@ import { QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
 import { confirmOrder, writeAudit } from '../src/jobs/handlers'
 import { deleteRelayedOutboxRows } from '../src/jobs/outbox'
 import type { Mailer, Message } from '../src/jobs/mailer'
-import { producer } from '../src/jobs/redis'
+import { queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
 import { call, countWhere, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
@@ -24,7 +24,7 @@ let admin: { token: string; user: { id: number } }
 let customer: { token: string; user: { id: number; email: string } }
 
 beforeAll(async () => {
-  relay = new OutboxRelay(producer().queues, { pollIntervalMs: 200 }).start()
+  relay = new OutboxRelay(queues(), { pollIntervalMs: 200 }).start()
   workers = startWorkers({ mailer, concurrency: 4 })
   admin = await createAdmin()
   customer = await registerCustomer('jobs')
@@ -169,7 +169,7 @@ describe('post-order jobs', () => {
   test('a job delivered twice through BullMQ (same id, and a re-added copy) still has one effect', async () => {
     const order = await placeOrder()
     await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
-    const queue = producer().queues[QUEUES.orderConfirmation]
+    const queue = queues()[QUEUES.orderConfirmation]
     const [row] =
       await sql`SELECT id FROM outbox WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
     await queue.add('order.confirmation', { orderId: order.id }, { jobId: jobIdForOutboxRow(row!.id) }) // ignored: id exists
@@ -237,7 +237,7 @@ describe('queue operations', () => {
   })
 
   test('an exhausted job stays in the failed set and an admin can retry it', async () => {
-    const queue = producer().queues[QUEUES.orderConfirmation]
+    const queue = queues()[QUEUES.orderConfirmation]
     // No such order: the handler gives up at once (UnrecoverableError) and the job lands in failed.
     const job = await queue.add('order.confirmation', { orderId: 2147483600 }, { jobId: `missing-order-${Date.now()}` })
     expect(await waitFor(async () => (await job.getState()) === 'failed')).toBe(true)

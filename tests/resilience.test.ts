@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue } from 'bullmq'
 import { QUEUES } from '../src/jobs/definitions'
-import { createProducerConnection } from '../src/jobs/redis'
+import { createProducerConnection } from '../src/lib/redis'
 import { countWhere, createAdmin, createProduct, freePort, sql, waitFor } from './helpers'
 import { startApi, startRedis, startWorker, stopServices } from './processes'
 

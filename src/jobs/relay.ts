@@ -3,7 +3,7 @@ import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
 import { jobIdForOutboxRow, type QueueName } from './definitions'
 import { onOutboxWritten } from './outbox'
-import type { Queues } from './redis'
+import type { Queues } from './queues'
 
 type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
 

@@ -5,7 +5,7 @@ import { QUEUES, type AuditPayload, type OrderConfirmationPayload } from './defi
 import { confirmOrder, writeAudit } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
-import { createWorkerConnection } from './redis'
+import { createWorkerConnection } from '../lib/redis'
 
 export type WorkerOptions = {
   mailer: Mailer

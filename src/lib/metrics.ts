@@ -1,7 +1,4 @@
 import client from 'prom-client'
-import { sql } from '../db/client'
-import { JOB_STATES, QUEUE_NAMES } from '../jobs/definitions'
-import { producer } from '../jobs/redis'
 
 /** The API process's Prometheus registry, served at /metrics. */
 export const registry = new client.Registry()
@@ -33,32 +30,4 @@ export const ordersRejected = new client.Counter({
   help: 'Orders refused by the stock rules, by reason',
   labelNames: ['reason'] as const,
   registers: [registry],
-})
-
-// Sampled when Prometheus scrapes, not kept up to date on every change.
-new client.Gauge({
-  name: 'outbox_backlog',
-  help: 'Outbox rows not yet handed to BullMQ',
-  registers: [registry],
-  async collect() {
-    const [row] = await sql<{ backlog: number }[]>`SELECT count(*)::int AS backlog FROM outbox WHERE sent_at IS NULL`
-    this.set(row?.backlog ?? 0)
-  },
-})
-
-new client.Gauge({
-  name: 'queue_jobs',
-  help: 'BullMQ jobs per queue and state (absent while Redis is unreachable)',
-  labelNames: ['queue', 'state'] as const,
-  registers: [registry],
-  async collect() {
-    this.reset()
-    const { queues } = producer()
-    await Promise.all(
-      QUEUE_NAMES.map(async (name) => {
-        const counts = await queues[name].getJobCounts(...JOB_STATES).catch(() => undefined)
-        for (const state of JOB_STATES) if (counts) this.set({ queue: name, state }, counts[state] ?? 0)
-      }),
-    )
-  },
 })

@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { config } from '../config'
-import { producer, whenRedisReady } from '../jobs/redis'
+import { redis, whenRedisReady } from './redis'
 import { clientAddress } from './client-address'
 import { HttpError } from './errors'
 
@@ -19,7 +19,7 @@ let limiter: RateLimiterRedis | undefined
  */
 function authLimiter() {
   limiter ??= new RateLimiterRedis({
-    storeClient: producer().connection,
+    storeClient: redis(),
     keyPrefix: `${config.QUEUE_PREFIX}:rate-limit:auth`,
     points: config.RATE_LIMIT_AUTH_MAX,
     duration: config.RATE_LIMIT_AUTH_WINDOW_SECONDS,

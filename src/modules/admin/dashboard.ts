@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
-import { producer } from '../../jobs/redis'
+import { queues } from '../../jobs/queues'
 import { logger } from '../../lib/logger'
 import { clientAddress } from '../../lib/client-address'
 import { countAttempt } from '../../lib/rate-limit'
@@ -68,7 +68,7 @@ function loadBoard(): Promise<Board> {
     ])
     const serverAdapter = new ElysiaAdapter(DASHBOARD_PATH)
     createBullBoard({
-      queues: Object.values(producer().queues).map((queue) => new BullMQAdapter(queue)),
+      queues: Object.values(queues()).map((queue) => new BullMQAdapter(queue)),
       serverAdapter,
       options: { uiConfig: { boardTitle: 'Order API queues' } },
     })

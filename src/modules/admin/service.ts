@@ -1,6 +1,6 @@
 import { sql } from '../../db/client'
 import { JOB_STATES, QUEUE_NAMES, type QueueName } from '../../jobs/definitions'
-import { producer } from '../../jobs/redis'
+import { queues as producerQueues } from '../../jobs/queues'
 import { HttpError } from '../../lib/errors'
 
 const redisUnavailable = () => new HttpError(503, 'Redis unavailable, try again later')
@@ -13,7 +13,7 @@ async function outboxBacklog() {
 }
 
 export async function queueOverview() {
-  const { queues } = producer()
+  const queues = producerQueues()
   // Any failure of the Redis half is Redis being unavailable; a Postgres failure maps as usual.
   const [counts, outbox] = await Promise.all([
     Promise.all(QUEUE_NAMES.map(async (name) => [name, await queues[name].getJobCounts(...JOB_STATES)] as const)).catch(
@@ -34,7 +34,7 @@ export async function queueOverview() {
 
 /** Moves every failed job of a queue back to waiting; returns how many there were. */
 export async function retryFailed(name: QueueName) {
-  const queue = producer().queues[name]
+  const queue = producerQueues()[name]
   try {
     const failed = await queue.getFailedCount()
     if (failed) await queue.retryJobs({ state: 'failed', count: 1000 })

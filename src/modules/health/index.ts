@@ -1,7 +1,7 @@
 import { Type as t } from '@sinclair/typebox'
 import { Elysia } from 'elysia'
 import { sql } from '../../db/client'
-import { pingRedis } from '../../jobs/redis'
+import { pingRedis } from '../../lib/redis'
 
 const Check = t.Object({ status: t.Union([t.Literal('ok'), t.Literal('error')]), error: t.Optional(t.String()) })
 

@@ -1,8 +1,7 @@
-import { Queue } from 'bullmq'
 import IORedis from 'ioredis'
 import { config } from '../config'
-import { withTimeout } from '../lib/timeout'
-import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type QueueName } from './definitions'
+import { logger } from './logger'
+import { withTimeout } from './timeout'
 
 /**
  * A connection for producers and health checks: with the offline queue off, a command fails at
@@ -14,33 +13,38 @@ export const createProducerConnection = (url = config.REDIS_URL) =>
 /** Workers block on Redis and must retry forever (BullMQ requires maxRetriesPerRequest: null). */
 export const createWorkerConnection = (url = config.REDIS_URL) => new IORedis(url, { maxRetriesPerRequest: null })
 
-export type Queues = Record<QueueName, Queue>
+const ERROR_LOG_INTERVAL_MS = 10_000
 
-let shared: { connection: IORedis; queues: Queues } | undefined
+/**
+ * Logs the `error` events of a Redis connection, queue or worker. They repeat on every
+ * reconnect attempt during an outage, so one message is logged at most every 10 s.
+ */
+export function logRedisErrors(emitter: { on(event: 'error', listener: (error: Error) => void): unknown }, source: string) {
+  let last = { message: '', at: 0 }
+  emitter.on('error', (error) => {
+    const now = Date.now()
+    if (error.message === last.message && now - last.at < ERROR_LOG_INTERVAL_MS) return
+    last = { message: error.message, at: now }
+    logger.warn({ err: error, source }, 'redis error')
+  })
+}
 
-/** The API process's queues, created on first use. */
-export function producer() {
+let shared: IORedis | undefined
+
+/** The process's shared fail-fast connection (rate limits, health, queues), created on first use. */
+export function redis(): IORedis {
   if (!shared) {
-    const connection = createProducerConnection()
-    connection.on('error', () => {}) // reconnects on its own; readiness and the relay report outages
-    const queues = Object.fromEntries(
-      QUEUE_NAMES.map((name) => [
-        name,
-        new Queue(name, { connection, prefix: config.QUEUE_PREFIX, defaultJobOptions: DEFAULT_JOB_OPTIONS }),
-      ]),
-    ) as Queues
-    for (const queue of Object.values(queues)) queue.on('error', () => {})
-    shared = { connection, queues }
+    shared = createProducerConnection()
+    // It reconnects on its own; readiness and the outbox relay report the outage too.
+    logRedisErrors(shared, 'connection')
   }
   return shared
 }
 
-export async function closeProducer() {
-  if (!shared) return
-  const { connection, queues } = shared
+export async function closeRedis() {
+  const connection = shared
   shared = undefined
-  await Promise.allSettled(Object.values(queues).map((queue) => queue.close()))
-  connection.disconnect()
+  connection?.disconnect()
 }
 
 /**
@@ -48,7 +52,7 @@ export async function closeProducer() {
  * With the offline queue off, a command sent while it is still (re)connecting fails at once.
  */
 export async function whenRedisReady(timeoutMs: number): Promise<boolean> {
-  const { connection } = producer()
+  const connection = redis()
   if (connection.status === 'ready') return true
   let timer: ReturnType<typeof setTimeout> | undefined
   let onReady: (() => void) | undefined
@@ -64,7 +68,7 @@ export async function whenRedisReady(timeoutMs: number): Promise<boolean> {
 export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
   try {
     if (!(await whenRedisReady(timeoutMs))) return false
-    return (await withTimeout(producer().connection.ping(), timeoutMs, 'Redis ping timed out')) === 'PONG'
+    return (await withTimeout(redis().ping(), timeoutMs, 'Redis ping timed out')) === 'PONG'
   } catch {
     return false
   }

@@ -2,8 +2,8 @@ import { and, inArray, isNull } from 'drizzle-orm'
 import { config } from '../config'
 import { logger } from '../lib/logger'
 import { upsertUser } from '../modules/auth/service'
-import { db, sql } from './client'
-import { products } from './schema'
+import { db, sql } from '../db/client'
+import { products } from '../db/schema'
 
 const SAMPLE_PRODUCTS = [
   { name: 'Water Bottle', description: '24oz stainless steel', priceCents: 2499, inventory: 20 },

@@ -1,0 +1,26 @@
+import { Queue } from 'bullmq'
+import { config } from '../config'
+import { logRedisErrors, redis } from '../lib/redis'
+import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type QueueName } from './definitions'
+
+export type Queues = Record<QueueName, Queue>
+
+let shared: Queues | undefined
+
+/** The process's producer side of every queue, on the shared Redis connection, created on first use. */
+export function queues(): Queues {
+  shared ??= Object.fromEntries(
+    QUEUE_NAMES.map((name) => {
+      const queue = new Queue(name, { connection: redis(), prefix: config.QUEUE_PREFIX, defaultJobOptions: DEFAULT_JOB_OPTIONS })
+      logRedisErrors(queue, `queue ${name}`)
+      return [name, queue]
+    }),
+  ) as Queues
+  return shared
+}
+
+export async function closeQueues() {
+  const open = shared
+  shared = undefined
+  if (open) await Promise.allSettled(Object.values(open).map((queue) => queue.close()))
+}
