@@ -1,23 +1,11 @@
 import { config } from './config'
 import { sql } from './db/client'
 import { createMailer } from './jobs/mailer'
-import { deleteRelayedOutboxRows } from './jobs/outbox'
 import { serveWorkerMetrics } from './jobs/metrics'
 import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
-import { deleteExpiredIdempotencyKeys } from './modules/orders/place'
 
 const mailer = createMailer()
-
-// Housekeeping: idempotency keys past their 24 h window (ignored on read anyway) and outbox
-// rows relayed more than a week ago go, so that neither table grows without bound.
-const CLEANUP_INTERVAL_MS = 10 * 60_000
-const cleanup = setInterval(() => {
-  Promise.all([deleteExpiredIdempotencyKeys(), deleteRelayedOutboxRows()]).then(
-    ([keys, outboxRows]) => (keys || outboxRows) && logger.info({ keys, outboxRows }, 'housekeeping done'),
-    (error) => logger.warn({ err: error }, 'housekeeping failed'),
-  )
-}, CLEANUP_INTERVAL_MS)
 
 const running = startWorkers({ mailer })
 // A second worker on the same machine finds the port taken: it works on without /metrics.
@@ -48,7 +36,6 @@ async function shutdown(signal: string) {
   if (stopping) return
   stopping = true
   logger.info({ signal }, 'worker stopping: finishing active jobs')
-  clearInterval(cleanup)
   await running.close()
   await metricsServer?.stop()
   await sql.end({ timeout: 5 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
-import { confirmOrder, writeAudit } from '../src/jobs/handlers'
+import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
+import { confirmOrder, housekeeping, writeAudit } from '../src/jobs/handlers'
 import { deleteRelayedOutboxRows } from '../src/jobs/outbox'
 import type { Mailer, Message } from '../src/jobs/mailer'
 import { queues } from '../src/jobs/queues'
@@ -216,6 +216,39 @@ describe('housekeeping', () => {
   })
 })
 
+describe('housekeeping and payload checks', () => {
+  test('housekeeping is one job scheduler for the whole cluster, however many workers start', async () => {
+    const second = startWorkers({ mailer, concurrency: 1 })
+    try {
+      const queue = queues()[QUEUES.housekeeping]
+      const schedulers = await waitFor(async () => {
+        const found = await queue.getJobSchedulers()
+        return found.length ? found : undefined
+      })
+      expect(schedulers!.map((scheduler) => [scheduler.key, scheduler.every])).toEqual([
+        ['housekeeping', HOUSEKEEPING_EVERY_MS],
+      ])
+    } finally {
+      await second.close()
+    }
+  })
+
+  test('a housekeeping run deletes expired idempotency keys and old relayed outbox rows', async () => {
+    const [old] = await sql`
+      INSERT INTO outbox (queue, name, payload, sent_at) VALUES ('audit', 'audit', '{}'::jsonb, now() - interval '8 days') RETURNING id`
+    expect((await housekeeping()).outboxRows).toBeGreaterThanOrEqual(1)
+    expect(await countWhere(sql`SELECT count(*)::int AS count FROM outbox WHERE id = ${old!.id}`)).toBe(0)
+  })
+
+  test('a job whose payload does not match its schema fails for good, with the reason', async () => {
+    const queue = queues()[QUEUES.audit]
+    const job = await queue.add(JOB_NAMES.audit, { actorId: 'me', action: 'order.placed', entity: 'order', entityId: 1, details: {} })
+    const failed = await waitFor(async () => ((await job.getState()) === 'failed' ? await queue.getJob(job.id!) : undefined))
+    expect(failed!.failedReason).toMatch(/^Invalid audit payload: \/actorId/)
+    expect(failed!.attemptsMade).toBe(1)
+  })
+})
+
 describe('queue operations', () => {
   test('GET /api/admin/queues: counts per queue and state plus the outbox backlog; admins only', async () => {
     const reply = await call('GET', '/api/admin/queues', { token: admin.token })
@@ -277,7 +310,7 @@ describe('queue operations', () => {
     const api = await call('GET', '/admin/queues/api/queues', { headers: basic(adminRow!.email, 'admin-password') })
     expect(api.status).toBe(200)
     expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
-      [QUEUES.audit, QUEUES.orderConfirmation].sort(),
+      [QUEUES.audit, QUEUES.housekeeping, QUEUES.orderConfirmation].sort(),
     )
   })
 

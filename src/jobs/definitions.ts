@@ -1,32 +1,49 @@
+import { Type as t, type Static } from '@sinclair/typebox'
 import type { JobsOptions } from 'bullmq'
+import { enumOf } from '../lib/model'
 
 // Queues, job names and payloads, declared once for the producer (API) and the consumer (worker).
 
 export const QUEUES = {
   orderConfirmation: 'order-confirmation',
   audit: 'audit',
+  housekeeping: 'housekeeping',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 
 export const JOB_NAMES = {
   orderConfirmation: 'order.confirmation',
   audit: 'audit',
+  housekeeping: 'housekeeping',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
 /** The job states operators watch, in /api/admin/queues and /metrics. */
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
 
-export type OrderConfirmationPayload = { orderId: number }
+// Payload schemas: the types for the producer, and what the worker checks a job against.
+export const OrderConfirmationPayload = t.Object({ orderId: t.Integer({ minimum: 1 }) })
+export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
-export type AuditAction = 'order.placed' | 'order.cancelled' | 'product.created' | 'product.updated' | 'product.deleted'
-export type AuditPayload = {
-  actorId: number | null
-  action: AuditAction
-  entity: 'order' | 'product'
-  entityId: number
-  details: Record<string, unknown>
-}
+export const AuditAction = enumOf([
+  'order.placed',
+  'order.cancelled',
+  'product.created',
+  'product.updated',
+  'product.deleted',
+] as const)
+export type AuditAction = Static<typeof AuditAction>
+export const AuditPayload = t.Object({
+  actorId: t.Union([t.Integer({ minimum: 1 }), t.Null()]),
+  action: AuditAction,
+  entity: t.Union([t.Literal('order'), t.Literal('product')]),
+  entityId: t.Integer({ minimum: 1 }),
+  details: t.Record(t.String(), t.Unknown()),
+})
+export type AuditPayload = Static<typeof AuditPayload>
+
+/** Housekeeping runs from a BullMQ job scheduler: once per period for the whole cluster. */
+export const HOUSEKEEPING_EVERY_MS = 10 * 60_000
 
 export type OutboxJob =
   | {

@@ -2,6 +2,8 @@ import { UnrecoverableError } from 'bullmq'
 import { config } from '../config'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
+import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
+import { deleteRelayedOutboxRows } from './outbox'
 import type { AuditPayload, OrderConfirmationPayload } from './definitions'
 import type { Mailer } from './mailer'
 
@@ -71,4 +73,14 @@ export async function writeAudit(payload: AuditPayload, jobKey: string) {
     INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
     VALUES (${jobKey}, ${payload.actorId}, ${payload.action}, ${payload.entity}, ${payload.entityId}, ${JSON.stringify(payload.details)}::jsonb)
     ON CONFLICT (job_key) DO NOTHING`
+}
+
+/**
+ * Idempotency keys past their 24 h window (ignored on read anyway) and outbox rows relayed more
+ * than a week ago go, so that neither table grows without bound.
+ */
+export async function housekeeping() {
+  const [keys, outboxRows] = await Promise.all([deleteExpiredIdempotencyKeys(), deleteRelayedOutboxRows()])
+  if (keys || outboxRows) logger.info({ keys, outboxRows }, 'housekeeping done')
+  return { keys, outboxRows }
 }

@@ -1,11 +1,20 @@
-import { Worker, type Job } from 'bullmq'
+import { Value } from '@sinclair/typebox/value'
+import type { TSchema, Static } from '@sinclair/typebox'
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import { config } from '../config'
 import { logger } from '../lib/logger'
-import { QUEUES, type AuditPayload, type OrderConfirmationPayload } from './definitions'
-import { confirmOrder, writeAudit } from './handlers'
+import { withTimeout } from '../lib/timeout'
+import {
+  AuditPayload,
+  HOUSEKEEPING_EVERY_MS,
+  JOB_NAMES,
+  OrderConfirmationPayload,
+  QUEUES,
+} from './definitions'
+import { confirmOrder, housekeeping, writeAudit } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
-import { createWorkerConnection } from '../lib/redis'
+import { createWorkerConnection, logRedisErrors } from '../lib/redis'
 
 export type WorkerOptions = {
   mailer: Mailer
@@ -13,6 +22,15 @@ export type WorkerOptions = {
   prefix?: string
   concurrency?: number
   lockDurationMs?: number
+}
+
+const HOUSEKEEPING_SCHEDULER_ID = 'housekeeping'
+
+/** A job's payload, checked against its schema: a malformed one fails for good, never retried. */
+function checked<S extends TSchema>(schema: S, job: Job): Static<S> {
+  if (Value.Check(schema, job.data)) return job.data
+  const problem = Value.Errors(schema, job.data).First()
+  throw new UnrecoverableError(`Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim())
 }
 
 /** Starts one BullMQ worker per queue; `close()` lets active jobs finish, then disconnects. */
@@ -31,19 +49,24 @@ export function startWorkers(options: WorkerOptions) {
   const workers = [
     new Worker<OrderConfirmationPayload>(
       QUEUES.orderConfirmation,
-      (job) => confirmOrder(job.data, options.mailer),
+      (job) => confirmOrder(checked(OrderConfirmationPayload, job), options.mailer),
       common,
     ),
-    new Worker<AuditPayload>(QUEUES.audit, (job) => writeAudit(job.data, job.id!), common),
+    new Worker<AuditPayload>(QUEUES.audit, (job) => writeAudit(checked(AuditPayload, job), job.id!), common),
+    new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
   ]
+  // Upserted by every worker under one id: one schedule for the whole cluster, shown in Bull Board.
+  const housekeepingQueue = new Queue(QUEUES.housekeeping, { connection, prefix: common.prefix })
+  const scheduled = housekeepingQueue
+    .upsertJobScheduler(HOUSEKEEPING_SCHEDULER_ID, { every: HOUSEKEEPING_EVERY_MS }, { name: JOB_NAMES.housekeeping })
+    .catch((error) => logger.warn({ err: error }, 'could not schedule housekeeping'))
 
-  const context = (job: Job<OrderConfirmationPayload | AuditPayload>) => ({
+  const context = (job: Job) => ({
     queue: job.queueName,
     jobId: job.id,
     attempt: job.attemptsMade + 1,
-    ...('orderId' in job.data
-      ? { orderId: job.data.orderId }
-      : { entity: job.data.entity, entityId: job.data.entityId }),
+    ...(job.data && 'orderId' in job.data ? { orderId: job.data.orderId } : {}),
+    ...(job.data && 'entity' in job.data ? { entity: job.data.entity, entityId: job.data.entityId } : {}),
   })
   const record = (job: Job, outcome: 'completed' | 'failed') => {
     jobsProcessed.inc({ queue: job.queueName, outcome })
@@ -58,16 +81,22 @@ export function startWorkers(options: WorkerOptions) {
     worker.on('failed', (job, error) => {
       if (!job) return
       record(job, 'failed')
-      const willRetry = job.attemptsMade < (job.opts.attempts ?? 1)
+      const willRetry = !(error instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1)
       logger.warn({ ...context(job), err: error, willRetry }, 'job failed')
     })
     worker.on('error', (error) => logger.error({ err: error }, 'worker error'))
   }
+  logRedisErrors(connection, 'worker connection')
 
   return {
     workers,
     async close() {
+      // Workers closed while still starting send their start-up commands after the connection
+      // is gone; let them (and the scheduling) finish first. Redis may be down: a moment, not forever.
+      const started = Promise.all([...workers.map((worker) => worker.waitUntilReady()), scheduled])
+      await withTimeout(started, 2_000, 'workers starting').catch(() => {})
       await Promise.all(workers.map((worker) => worker.close()))
+      await housekeepingQueue.close()
       await connection.quit().catch(() => connection.disconnect())
     },
   }

@@ -1,4 +1,6 @@
 import { Type as t, type Static } from '@sinclair/typebox'
+import { userRole } from '../../db/schema'
+import { enumOf } from '../../lib/model'
 
 // Surrounding spaces are allowed here because the service trims the email before using it.
 const Email = t.String({
@@ -21,7 +23,7 @@ export const LoginBody = t.Object({
   password: t.String({ maxLength: 1024 }),
 })
 
-export const Role = t.Union([t.Literal('customer'), t.Literal('admin')])
+export const Role = enumOf(userRole.enumValues)
 export type Role = Static<typeof Role>
 
 export const User = t.Object(

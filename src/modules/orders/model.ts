@@ -1,7 +1,8 @@
 import { Type as t, type Static } from '@sinclair/typebox'
-import { INT4, PaginationQuery, positiveIntegerString } from '../../lib/model'
+import { orderStatus } from '../../db/schema'
+import { enumOf, INT4, PaginationQuery, positiveIntegerString } from '../../lib/model'
 
-export const OrderStatus = t.Union([t.Literal('pending'), t.Literal('confirmed'), t.Literal('cancelled')])
+export const OrderStatus = enumOf(orderStatus.enumValues)
 export type OrderStatus = Static<typeof OrderStatus>
 
 export const OrderLineInput = t.Object({
@@ -54,9 +55,7 @@ export type Order = Static<typeof Order>
 
 export const MyOrdersQuery = t.Object(PaginationQuery)
 
-const StatusFilter = t.Union([t.Literal('pending'), t.Literal('confirmed'), t.Literal('cancelled')], {
-  description: 'Only orders in this status',
-})
+const StatusFilter = enumOf(orderStatus.enumValues, { description: 'Only orders in this status' })
 
 export const AllOrdersQuery = t.Object({
   ...PaginationQuery,
