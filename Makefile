@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # Bun installed by npm lands in npm's global bin, which may not be on PATH yet.
 export PATH := $(HOME)/.bun/bin:$(shell npm prefix --global 2>/dev/null)/bin:$(PATH)
 
-.PHONY: dev test bench typecheck
+.PHONY: dev test bench typecheck lint
 
 ## dev: install what is missing, start Postgres/Redis if none answer, migrate, seed, run the API
 dev:
@@ -18,3 +18,7 @@ bench:
 
 typecheck:
 	@bun run typecheck
+
+## lint: Biome, with the layer rules (lib/ and db/ never import modules/ or jobs/)
+lint:
+	@bun run --silent lint

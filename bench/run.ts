@@ -20,7 +20,9 @@ type Row = { scenario: string; api: Result; ceiling: Result; ratio: number; targ
 
 const root = new URL('..', import.meta.url).pathname
 const children: Subprocess[] = []
-const stopAll = () => children.forEach((child) => child.kill('SIGKILL'))
+const stopAll = () => {
+  for (const child of children) child.kill('SIGKILL')
+}
 process.on('exit', stopAll)
 
 function freePort() {

@@ -10,7 +10,10 @@ beforeAll(async () => {
 })
 
 const statusCounts = (statuses: number[]) =>
-  statuses.reduce<Record<number, number>>((counts, status) => ({ ...counts, [status]: (counts[status] ?? 0) + 1 }), {})
+  statuses.reduce<Record<number, number>>((counts, status) => {
+    counts[status] = (counts[status] ?? 0) + 1
+    return counts
+  }, {})
 
 async function unitsSold(productId: number) {
   const [row] = await sql<

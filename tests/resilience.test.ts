@@ -64,7 +64,10 @@ describe('a Redis outage delays jobs, never drops them', () => {
     expect(
       await waitFor(() =>
         Bun.connect({ hostname: '127.0.0.1', port: redisPort, socket: { data() {} } }).then(
-          (s) => (s.end(), true),
+          (socket) => {
+            socket.end()
+            return true
+          },
           () => false,
         ),
       ),

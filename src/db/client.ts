@@ -3,7 +3,13 @@ import postgres from 'postgres'
 import { config } from '../config'
 import * as schema from './schema'
 
-/** The raw postgres.js pool, for the few statements written in SQL on purpose. */
+/**
+ * The raw postgres.js pool, for the few statements written in SQL on purpose.
+ *
+ * Beware: `drizzle(sql)` below replaces this pool's type parsers and serializers (Drizzle maps
+ * values itself), so raw `sql` queries get `timestamptz`/`date` columns back as strings, not
+ * Date objects, and JSON parameters must be passed as text (`${JSON.stringify(v)}::jsonb`).
+ */
 export const sql = postgres(config.DATABASE_URL, {
   max: config.DATABASE_POOL_SIZE,
   onnotice: () => {},

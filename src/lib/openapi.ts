@@ -5,6 +5,7 @@
  * schemas are JSON Schema, as TypeBox's are) that says what the API really accepts: JSON.
  */
 
+// biome-ignore lint/suspicious/noExplicitAny: the plugin's document is untyped JSON, walked by key
 type Json = Record<string, any>
 
 const REASONS: Record<string, string> = {

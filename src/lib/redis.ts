@@ -57,8 +57,13 @@ export async function whenRedisReady(timeoutMs: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined
   let onReady: (() => void) | undefined
   const ready = await Promise.race([
-    new Promise<boolean>((resolve) => connection.once('ready', (onReady = () => resolve(true)))),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    new Promise<boolean>((resolve) => {
+      onReady = () => resolve(true)
+      connection.once('ready', onReady)
+    }),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs)
+    }),
   ])
   clearTimeout(timer)
   if (onReady) connection.off('ready', onReady)
