@@ -290,6 +290,13 @@ export interface operations {
                                 failed: number;
                                 waiting: number;
                             };
+                            housekeeping: {
+                                active: number;
+                                completed: number;
+                                delayed: number;
+                                failed: number;
+                                waiting: number;
+                            };
                             "order-confirmation": {
                                 active: number;
                                 completed: number;
@@ -356,7 +363,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: "order-confirmation" | "audit";
+                queue: "order-confirmation" | "audit" | "housekeeping";
             };
             cookie?: never;
         };

@@ -30,7 +30,7 @@ async function verifiedClaims(token: string, verify: () => Promise<Claims | fals
   const remembered = verifiedTokens.get(token)
   if (remembered && (remembered.exp ?? 0) * 1000 > Date.now()) return remembered
   const claims = await verify()
-  if (claims?.exp) verifiedTokens.set(token, claims, { ttl: claims.exp * 1000 - Date.now() })
+  if (claims && claims.exp !== undefined) verifiedTokens.set(token, claims, { ttl: claims.exp * 1000 - Date.now() })
   return claims
 }
 
