@@ -1,5 +1,6 @@
 // Runs one autocannon scenario (in Node, beside the server under test) and prints its summary
-// as JSON. Usage: node bench/load.mjs <options.json>
+// as JSON (the last line; a `measuring` line marks the end of the warm-up).
+// Usage: node bench/load.mjs <options.json>
 import autocannon from 'autocannon'
 import { readFileSync } from 'node:fs'
 
@@ -34,7 +35,11 @@ const run = (duration) =>
   })
 
 if (options.warmup > 0) await run(options.warmup)
+// The runner samples the machine's CPU and the pipeline's counters between these two lines.
+console.log(JSON.stringify({ phase: 'measuring' }))
+const cpuBefore = process.cpuUsage()
 const result = await run(options.duration)
+const cpu = process.cpuUsage(cpuBefore)
 const statuses = result.statusCodeStats ?? {}
 console.log(
   JSON.stringify({
@@ -45,5 +50,7 @@ console.log(
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
     statuses: Object.fromEntries(Object.entries(statuses).map(([code, stat]) => [code, stat.count])),
+    // The load generator's own CPU over the measured run, to subtract from the machine's.
+    cpuMs: (cpu.user + cpu.system) / 1000,
   }),
 )

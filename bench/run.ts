@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { bench } from './config'
+import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { seedBenchDatabase } from './seed'
 
 type Result = {
@@ -15,6 +16,8 @@ type Result = {
   non2xx: number
   errors: number
   statuses?: Record<string, number>
+  /** The load generator's own CPU over the measured run. */
+  cpuMs?: number
 }
 type Row = { scenario: string; api: Result; ceiling: Result; ratio: number; target: number }
 
@@ -32,6 +35,7 @@ function freePort() {
   return port
 }
 
+const prefix = `bench-${process.pid}`
 const serviceEnv = (extra: Record<string, string> = {}) => ({
   PATH: process.env.PATH!,
   HOME: process.env.HOME ?? '/tmp',
@@ -41,7 +45,7 @@ const serviceEnv = (extra: Record<string, string> = {}) => ({
   DATABASE_POOL_SIZE: String(bench.poolSize),
   REDIS_URL: bench.redisUrl,
   JWT_SECRET: bench.jwtSecret,
-  QUEUE_PREFIX: `bench-${process.pid}`,
+  QUEUE_PREFIX: prefix,
   RATE_LIMIT_AUTH_MAX: '1000000',
   ...extra,
 })
@@ -68,7 +72,10 @@ async function optionsFile(options: Record<string, unknown>) {
   return path
 }
 
-async function load(options: Record<string, unknown>): Promise<Result> {
+type LoadHooks = { measuring?: () => Promise<void> | void; finished?: () => Promise<void> | void }
+
+/** One load-generator run; `hooks` run when its measured run starts and as soon as it ends. */
+async function load(options: Record<string, unknown>, hooks: LoadHooks = {}): Promise<Result> {
   const file = await optionsFile({
     connections: bench.connections,
     duration: bench.durationSeconds,
@@ -79,9 +86,24 @@ async function load(options: Record<string, unknown>): Promise<Result> {
     stdout: 'pipe',
     stderr: 'inherit',
   })
-  const output = await new Response(child.stdout).text()
-  if ((await child.exited) !== 0) throw new Error('load generator failed')
-  return JSON.parse(output.trim().split('\n').pop()!)
+  let result: Result | undefined
+  let pending = ''
+  const decoder = new TextDecoder()
+  for await (const chunk of child.stdout as ReadableStream<Uint8Array>) {
+    pending += decoder.decode(chunk)
+    const lines = pending.split('\n')
+    pending = lines.pop()!
+    for (const line of lines.filter(Boolean)) {
+      const message = JSON.parse(line)
+      if (message.phase === 'measuring') await hooks.measuring?.()
+      else {
+        await hooks.finished?.()
+        result = message
+      }
+    }
+  }
+  if ((await child.exited) !== 0 || !result) throw new Error('load generator failed')
+  return result
 }
 
 const peakRssMb = (pid: number) => {
@@ -126,9 +148,75 @@ async function orderCeiling(
   return JSON.parse(output.trim().split('\n').pop()!)
 }
 
-type Scenario = { name: string; target: number; api: () => Promise<Result>; ceiling: () => Promise<Result> }
+type EndToEnd = {
+  placedPerSecond: number
+  confirmedPerSecond: number
+  backlogAtEnd: number
+  drainSeconds: number
+  cpuMsPerOrder: number
+  p99: number
+}
+type Scenario = {
+  name: string
+  target: number
+  api: () => Promise<Result>
+  ceiling: () => Promise<Result>
+  /** Order scenarios run end to end, with the worker beside the API: this names them in the JSON. */
+  endToEnd?: 'hot' | 'many'
+}
 let apiUrl = ''
-const scenarios: Scenario[] = [
+const monitor = postgres(bench.databaseUrl, { max: 2, onnotice: () => {} })
+const pipeline = pipelineCounter(monitor, bench.redisUrl, prefix)
+const endToEndResults: Partial<Record<'hot' | 'many', EndToEnd>> = {}
+
+/** Waits until every order placed so far is relayed, confirmed and audited; returns the seconds it took. */
+async function drain(timeoutSeconds = 120) {
+  const started = performance.now()
+  for (;;) {
+    const counts = await pipeline.counts()
+    if (counts.backlog === 0 && counts.confirmed === counts.orders) return (performance.now() - started) / 1000
+    if (performance.now() - started > timeoutSeconds * 1000) return Number.POSITIVE_INFINITY
+    await Bun.sleep(50)
+  }
+}
+
+/**
+ * Orders placed and confirmed per second over the same measured window, the backlog when the
+ * load stops and how long it takes to drain, and the server's CPU per order: the machine's busy
+ * CPU over the window minus the load generator's own, so the API, the worker, Postgres and Redis
+ * all count.
+ */
+async function endToEnd(name: 'hot' | 'many', productIds: number[]): Promise<Result> {
+  await drain()
+  let start: { at: number; cpu: number; counts: PipelineCounts } | undefined
+  let end: typeof start
+  const sample = async () => ({ at: performance.now(), cpu: machineBusyMs(), counts: await pipeline.counts() })
+  const result = await load(
+    { url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds },
+    {
+      measuring: async () => {
+        start = await sample()
+      },
+      finished: async () => {
+        end = await sample()
+      },
+    },
+  )
+  const drainSeconds = await drain()
+  const seconds = (end!.at - start!.at) / 1000
+  const placed = end!.counts.orders - start!.counts.orders
+  endToEndResults[name] = {
+    placedPerSecond: placed / seconds,
+    confirmedPerSecond: (end!.counts.confirmed - start!.counts.confirmed) / seconds,
+    backlogAtEnd: end!.counts.backlog + (end!.counts.orders - end!.counts.confirmed),
+    drainSeconds,
+    cpuMsPerOrder: (end!.cpu - start!.cpu - (result.cpuMs ?? 0)) / placed,
+    p99: result.p99,
+  }
+  return result
+}
+
+const scenarios = ([
   {
     name: 'GET /api/products?page=N',
     target: 0.6,
@@ -144,17 +232,19 @@ const scenarios: Scenario[] = [
   {
     name: 'POST /api/orders (many products)',
     target: 0.7,
-    api: () => load({ url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds: seeded.activeProductIds }),
+    endToEnd: 'many',
+    api: () => endToEnd('many', seeded.activeProductIds),
     ceiling: () => orderCeiling(seeded.activeProductIds),
   },
   {
     name: 'POST /api/orders (one hot product)',
     target: 0.7,
-    api: () => load({ url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds: [seeded.hotProductId] }),
+    endToEnd: 'hot',
+    api: () => endToEnd('hot', [seeded.hotProductId]),
     ceiling: () => orderCeiling([seeded.hotProductId]),
   },
   // BENCH_ONLY=orders (a substring of scenario names) runs a subset.
-].filter(
+] satisfies Scenario[] as Scenario[]).filter(
   (scenario) => !process.env.BENCH_ONLY || scenario.name.toLowerCase().includes(process.env.BENCH_ONLY.toLowerCase()),
 )
 
@@ -162,9 +252,7 @@ const scenarios: Scenario[] = [
 // phase relaying the jobs of the ceiling's orders (its statement writes outbox rows too).
 /** Flushes dirty pages and settles background work, so no phase inherits the last one's writes. */
 async function settle() {
-  const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
-  await db`CHECKPOINT`
-  await db.end()
+  await monitor`CHECKPOINT`
   await Bun.sleep(1_000)
 }
 
@@ -172,11 +260,7 @@ async function settle() {
 // prepared statements cache on near-empty tables would otherwise handicap whichever side runs first.
 console.log('… priming the order tables')
 await orderCeiling(seeded.activeProductIds, { warmup: 0, duration: 3 })
-{
-  const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
-  await db`VACUUM ANALYZE`
-  await db.end()
-}
+await monitor`VACUUM ANALYZE`
 
 const ceilingResults = new Map<string, Result>()
 for (const scenario of scenarios) {
@@ -185,15 +269,14 @@ for (const scenario of scenarios) {
   ceilingResults.set(scenario.name, await scenario.ceiling())
 }
 ceiling.kill('SIGKILL')
-{
-  const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
-  await db`UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL`
-  await db`VACUUM ANALYZE`
-  await db.end()
-}
+// The ceilings' orders are not the pipeline's to confirm: mark them done before the API runs.
+await monitor`UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL`
+await monitor`UPDATE orders SET status = 'confirmed' WHERE status = 'pending'`
+await monitor`VACUUM ANALYZE`
 
-// The API exactly as `bun run start` runs it, in production mode, logging at warn.
-// BENCH_API_PROCESSES=2 starts two on the same port (SO_REUSEPORT), for the scaling note.
+// The API and the worker exactly as `bun run start` and `bun run worker` run them, in production
+// mode, logging at warn, on this one machine. BENCH_API_PROCESSES=2 starts two APIs on the same
+// port (SO_REUSEPORT), for the scaling note.
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1)
 const apiPort = freePort()
 const apis = Array.from({ length: apiProcesses }, () => {
@@ -204,6 +287,14 @@ const apis = Array.from({ length: apiProcesses }, () => {
   children.push(child)
   return child
 })
+children.push(
+  Bun.spawn(['bun', 'src/worker.ts'], {
+    cwd: root,
+    env: serviceEnv({ WORKER_METRICS_PORT: '0' }),
+    stdout: 'ignore',
+    stderr: 'inherit',
+  }),
+)
 apiUrl = `http://127.0.0.1:${apiPort}`
 await untilUp(`${apiUrl}/health`)
 await Bun.sleep(500 * apiProcesses)
@@ -211,7 +302,7 @@ await Bun.sleep(500 * apiProcesses)
 const rows: Row[] = []
 for (const scenario of scenarios) {
   await settle()
-  console.log(`… API: ${scenario.name}`)
+  console.log(`… API: ${scenario.name}${scenario.endToEnd ? ' (end to end, worker running)' : ''}`)
   const api = await scenario.api()
   const ceilingResult = ceilingResults.get(scenario.name)!
   rows.push({
@@ -225,12 +316,12 @@ for (const scenario of scenarios) {
 const apiPeakRss = Math.max(...apis.map((api) => peakRssMb(api.pid)))
 
 // Invariants after the run: no oversell, every unit sold accounted for.
-const db = postgres(bench.databaseUrl, { max: 1, onnotice: () => {} })
-const [stock] = await db<{ negative: number; hot_left: number; hot_sold: number }[]>`
+const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
   SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
          (SELECT inventory FROM products WHERE id = ${seeded.hotProductId}) AS hot_left,
          (SELECT coalesce(sum(quantity), 0)::int FROM order_items WHERE product_id = ${seeded.hotProductId}) AS hot_sold`
-await db.end()
+await pipeline.close()
+await monitor.end()
 const oversold = stock!.negative > 0 || stock!.hot_left + stock!.hot_sold !== bench.hotStock
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(8)
@@ -240,7 +331,7 @@ const unexpected = (r: Result) =>
     .filter(([code]) => !code.startsWith('2') && code !== '409')
     .reduce((sum, [, n]) => sum + n, 0)
 console.log(
-  `\n${apiProcesses} API process(es), ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
+  `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
 )
 console.log(
   `${'scenario'.padEnd(36)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`,
@@ -249,6 +340,15 @@ for (const row of rows)
   console.log(
     `${row.scenario.padEnd(36)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
   )
+if (Object.keys(endToEndResults).length) {
+  console.log(
+    `\n${'end to end (worker running)'.padEnd(36)} ${'placed/s'.padStart(9)} ${'confirmed/s'.padStart(12)} ${'backlog'.padStart(8)} ${'drain s'.padStart(8)} ${'CPU ms/order'.padStart(13)} ${'p99 ms'.padStart(8)}`,
+  )
+  for (const [name, e] of Object.entries(endToEndResults))
+    console.log(
+      `${name.padEnd(36)} ${e.placedPerSecond.toFixed(0).padStart(9)} ${e.confirmedPerSecond.toFixed(0).padStart(12)} ${String(e.backlogAtEnd).padStart(8)} ${e.drainSeconds.toFixed(1).padStart(8)} ${e.cpuMsPerOrder.toFixed(2).padStart(13)} ${e.p99.toFixed(1).padStart(8)}`,
+    )
+}
 console.log(
   `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''} (target ≤ 80 MB)`,
 )
@@ -260,7 +360,15 @@ mkdirSync(`${root}bench/results`, { recursive: true })
 await Bun.write(
   `${root}bench/results/latest.json`,
   JSON.stringify(
-    { at: new Date().toISOString(), settings: { ...bench, apiProcesses }, rows, apiPeakRssMb: apiPeakRss, oversold },
+    {
+      at: new Date().toISOString(),
+      settings: { ...bench, apiProcesses },
+      rows,
+      endToEnd: endToEndResults,
+      singleStatementCeiling: ceilingResults.get('POST /api/orders (one hot product)')?.requestsPerSecond,
+      apiPeakRssMb: apiPeakRss,
+      oversold,
+    },
     null,
     2,
   ),
