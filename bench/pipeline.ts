@@ -3,7 +3,7 @@
 import { Queue } from 'bullmq'
 import { readFileSync } from 'node:fs'
 import type postgres from 'postgres'
-import { QUEUE_NAMES } from '../src/jobs/definitions'
+import { QUEUES } from '../src/jobs/definitions'
 import { createProducerConnection } from '../src/lib/redis'
 
 const CLOCK_TICKS_PER_SECOND = 100 // USER_HZ on Linux (getconf CLK_TCK)
@@ -17,10 +17,10 @@ export function machineBusyMs() {
 
 export type PipelineCounts = { orders: number; confirmed: number; backlog: number }
 
-/** Orders placed and confirmed so far, and the backlog: outbox rows not yet relayed plus jobs not yet done. */
+/** Orders placed and confirmed so far, and the backlog: outbox rows not yet relayed plus order jobs not yet done. */
 export function pipelineCounter(db: postgres.Sql, redisUrl: string, prefix: string) {
   const connection = createProducerConnection(redisUrl)
-  const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix }))
+  const queues = [QUEUES.orderConfirmation, QUEUES.audit].map((name) => new Queue(name, { connection, prefix }))
   return {
     async counts(): Promise<PipelineCounts> {
       const [[row], jobCounts] = await Promise.all([

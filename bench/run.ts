@@ -216,35 +216,37 @@ async function endToEnd(name: 'hot' | 'many', productIds: number[]): Promise<Res
   return result
 }
 
-const scenarios = ([
-  {
-    name: 'GET /api/products?page=N',
-    target: 0.6,
-    api: () => load({ url: apiUrl, kind: 'list', pages }),
-    ceiling: () => load({ url: ceilingUrl, kind: 'list', pages }),
-  },
-  {
-    name: 'GET /api/products/:id',
-    target: 0.6,
-    api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds }),
-    ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds }),
-  },
-  {
-    name: 'POST /api/orders (many products)',
-    target: 0.7,
-    endToEnd: 'many',
-    api: () => endToEnd('many', seeded.activeProductIds),
-    ceiling: () => orderCeiling(seeded.activeProductIds),
-  },
-  {
-    name: 'POST /api/orders (one hot product)',
-    target: 0.7,
-    endToEnd: 'hot',
-    api: () => endToEnd('hot', [seeded.hotProductId]),
-    ceiling: () => orderCeiling([seeded.hotProductId]),
-  },
-  // BENCH_ONLY=orders (a substring of scenario names) runs a subset.
-] satisfies Scenario[] as Scenario[]).filter(
+const scenarios = (
+  [
+    {
+      name: 'GET /api/products?page=N',
+      target: 0.6,
+      api: () => load({ url: apiUrl, kind: 'list', pages }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'list', pages }),
+    },
+    {
+      name: 'GET /api/products/:id',
+      target: 0.6,
+      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds }),
+    },
+    {
+      name: 'POST /api/orders (many products)',
+      target: 0.7,
+      endToEnd: 'many',
+      api: () => endToEnd('many', seeded.activeProductIds),
+      ceiling: () => orderCeiling(seeded.activeProductIds),
+    },
+    {
+      name: 'POST /api/orders (one hot product)',
+      target: 0.7,
+      endToEnd: 'hot',
+      api: () => endToEnd('hot', [seeded.hotProductId]),
+      ceiling: () => orderCeiling([seeded.hotProductId]),
+    },
+    // BENCH_ONLY=orders (a substring of scenario names) runs a subset.
+  ] satisfies Scenario[] as Scenario[]
+).filter(
   (scenario) => !process.env.BENCH_ONLY || scenario.name.toLowerCase().includes(process.env.BENCH_ONLY.toLowerCase()),
 )
 

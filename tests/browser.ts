@@ -3,7 +3,12 @@ import { existsSync } from 'node:fs'
 
 // Chromium is found like Postgres and Redis: `make test` installs Debian's package when it is
 // missing and it can; here a missing browser fails loudly instead of skipping.
-const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome']
+const CANDIDATES = [
+  process.env.CHROMIUM_PATH,
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+]
 
 export async function launchChromium(): Promise<Browser> {
   const executablePath = CANDIDATES.find((path) => path && existsSync(path))

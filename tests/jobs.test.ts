@@ -140,7 +140,8 @@ describe('post-order jobs', () => {
       expect(runs[1].status).toBe('rejected')
       expect(await confirmOrder({ orderId }, slow)).toEqual({ outcome: 'already sent' })
       expect(slow.sent.length).toBe(1)
-      const [row] = await sql`SELECT count(*)::int AS count, bool_and(sent_at IS NOT NULL) AS sent FROM notifications WHERE order_id = ${orderId}`
+      const [row] =
+        await sql`SELECT count(*)::int AS count, bool_and(sent_at IS NOT NULL) AS sent FROM notifications WHERE order_id = ${orderId}`
       expect(row).toEqual({ count: 1, sent: true })
       expect(await statusOf(orderId)).toBe('confirmed')
     })
@@ -242,8 +243,16 @@ describe('housekeeping and payload checks', () => {
 
   test('a job whose payload does not match its schema fails for good, with the reason', async () => {
     const queue = queues()[QUEUES.audit]
-    const job = await queue.add(JOB_NAMES.audit, { actorId: 'me', action: 'order.placed', entity: 'order', entityId: 1, details: {} })
-    const failed = await waitFor(async () => ((await job.getState()) === 'failed' ? await queue.getJob(job.id!) : undefined))
+    const job = await queue.add(JOB_NAMES.audit, {
+      actorId: 'me',
+      action: 'order.placed',
+      entity: 'order',
+      entityId: 1,
+      details: {},
+    })
+    const failed = await waitFor(async () =>
+      (await job.getState()) === 'failed' ? await queue.getJob(job.id!) : undefined,
+    )
     expect(failed!.failedReason).toMatch(/^Invalid audit payload: \/actorId/)
     expect(failed!.attemptsMade).toBe(1)
   })

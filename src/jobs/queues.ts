@@ -11,7 +11,11 @@ let shared: Queues | undefined
 export function queues(): Queues {
   shared ??= Object.fromEntries(
     QUEUE_NAMES.map((name) => {
-      const queue = new Queue(name, { connection: redis(), prefix: config.QUEUE_PREFIX, defaultJobOptions: DEFAULT_JOB_OPTIONS })
+      const queue = new Queue(name, {
+        connection: redis(),
+        prefix: config.QUEUE_PREFIX,
+        defaultJobOptions: DEFAULT_JOB_OPTIONS,
+      })
       logRedisErrors(queue, `queue ${name}`)
       return [name, queue]
     }),

@@ -4,13 +4,7 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import { config } from '../config'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
-import {
-  AuditPayload,
-  HOUSEKEEPING_EVERY_MS,
-  JOB_NAMES,
-  OrderConfirmationPayload,
-  QUEUES,
-} from './definitions'
+import { AuditPayload, HOUSEKEEPING_EVERY_MS, JOB_NAMES, OrderConfirmationPayload, QUEUES } from './definitions'
 import { confirmOrder, housekeeping, writeAudit } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
@@ -30,7 +24,9 @@ const HOUSEKEEPING_SCHEDULER_ID = 'housekeeping'
 function checked<S extends TSchema>(schema: S, job: Job): Static<S> {
   if (Value.Check(schema, job.data)) return job.data
   const problem = Value.Errors(schema, job.data).First()
-  throw new UnrecoverableError(`Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim())
+  throw new UnrecoverableError(
+    `Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim(),
+  )
 }
 
 /** Starts one BullMQ worker per queue; `close()` lets active jobs finish, then disconnects. */

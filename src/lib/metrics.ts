@@ -31,3 +31,10 @@ export const ordersRejected = new client.Counter({
   labelNames: ['reason'] as const,
   registers: [registry],
 })
+
+export const orderBatchSize = new client.Histogram({
+  name: 'order_batch_size',
+  help: 'Orders placed together in one batch (1 when the API is idle)',
+  buckets: [1, 2, 4, 8, 16, 32, 64],
+  registers: [registry],
+})

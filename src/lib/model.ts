@@ -1,4 +1,11 @@
-import { Type as t, type SchemaOptions, type TInteger, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
+import {
+  Type as t,
+  type SchemaOptions,
+  type TInteger,
+  type TLiteral,
+  type TSchema,
+  type TUnion,
+} from '@sinclair/typebox'
 import { badRequest } from './errors'
 
 // Request bodies use TypeBox's own types, not Elysia's `t`: Elysia's numeric types accept
@@ -84,4 +91,7 @@ type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLitera
 
 /** A schema for one of a Postgres enum's values, taken from its Drizzle `pgEnum`, not retyped. */
 export const enumOf = <const T extends readonly [string, ...string[]]>(values: T, options?: SchemaOptions) =>
-  t.Union(values.map((value) => t.Literal(value)), options) as unknown as TUnion<Literals<T>>
+  t.Union(
+    values.map((value) => t.Literal(value)),
+    options,
+  ) as unknown as TUnion<Literals<T>>

@@ -19,7 +19,10 @@ const ERROR_LOG_INTERVAL_MS = 10_000
  * Logs the `error` events of a Redis connection, queue or worker. They repeat on every
  * reconnect attempt during an outage, so one message is logged at most every 10 s.
  */
-export function logRedisErrors(emitter: { on(event: 'error', listener: (error: Error) => void): unknown }, source: string) {
+export function logRedisErrors(
+  emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
+  source: string,
+) {
   let last = { message: '', at: 0 }
   emitter.on('error', (error) => {
     const now = Date.now()

@@ -36,7 +36,8 @@ for (let round = 0; round < Number(rounds); round++) {
   for (const reply of replies) {
     const [bucket, key] = reply.error ? ['errors', reply.error] : ['statuses', reply.status]
     outcomes[bucket][key] = (outcomes[bucket][key] ?? 0) + 1
-    if (!reply.error) outcomes.connectionHeaders[reply.connection] = (outcomes.connectionHeaders[reply.connection] ?? 0) + 1
+    if (!reply.error)
+      outcomes.connectionHeaders[reply.connection] = (outcomes.connectionHeaders[reply.connection] ?? 0) + 1
   }
 }
 agent.destroy()

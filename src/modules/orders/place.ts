@@ -4,8 +4,16 @@ import { sql } from '../../db/client'
 import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
-import { conflict, HttpError, notFound } from '../../lib/errors'
+import { conflict, type HttpError, notFound } from '../../lib/errors'
 import { ordersPlaced, ordersRejected } from '../../lib/metrics'
+import {
+  IDEMPOTENCY_WINDOW_HOURS,
+  type OrderOutcome,
+  type OrderRequest,
+  placeOrderBatch,
+  type RejectionReason,
+} from './batch'
+import { OrderCombiner } from './combine'
 import type { CreateOrderBody, Order } from './model'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
@@ -18,13 +26,6 @@ export function mergeLines(items: CreateOrderBody['items']) {
 
 /** Thrown when a line could not be taken (inside a transaction, it rolls the transaction back). */
 class StockShortfall extends Error {}
-
-/** Thrown inside the transaction when the Idempotency-Key already has a stored outcome. */
-class KeyAlreadyUsed extends Error {
-  constructor(readonly stored: { request_hash: string; response_status: number; response_body: Order }) {
-    super('idempotency key already used')
-  }
-}
 
 // The same shape as Date#toISOString, which the rest of the API uses.
 const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
@@ -101,7 +102,7 @@ export async function takeStockAndInsertOrder(
   return { ...placed, total_cents: Number(placed.total_cents) } satisfies Order
 }
 
-type Shortfall = { reason: 'unknown_product' | 'inactive_product' | 'insufficient_inventory'; error: HttpError }
+type Shortfall = { reason: RejectionReason; error: HttpError }
 
 /** After a failed attempt: which line failed, and why (404 before 409, lowest product id first). */
 async function explainShortfall(productIds: number[], quantities: number[]): Promise<Shortfall | undefined> {
@@ -123,25 +124,26 @@ async function explainShortfall(productIds: number[], quantities: number[]): Pro
   return undefined // stock came back in the meantime (e.g. a cancellation): try again
 }
 
-export const IDEMPOTENCY_WINDOW_HOURS = 24
-
-/**
- * Claims (user, key) for this transaction. A concurrent request with the same key waits here on
- * the primary key until the first commits or rolls back, so the duplicate never takes stock.
- * A key older than the window is treated as new.
- */
-async function claimKey(tx: TransactionSql, userId: number, key: string, requestHash: string) {
-  const claimed = await tx`
-    INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
-    VALUES (${userId}, ${key}, ${requestHash}, 0, 'null')
-    ON CONFLICT (user_id, key) DO UPDATE
-      SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null', order_id = NULL, created_at = now()
-      WHERE idempotency_keys.created_at < now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})
-    RETURNING 1`
-  if (claimed.length) return
-  const [stored] = await tx<KeyAlreadyUsed['stored'][]>`
-    SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = ${userId} AND key = ${key}`
-  throw new KeyAlreadyUsed(stored!)
+/** A lone order without an Idempotency-Key: one autocommit statement, one round trip. */
+export async function placeSingleOrder(request: OrderRequest): Promise<OrderOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const order = await retryOnConflict(() =>
+        takeStockAndInsertOrder(sql, request.userId, request.productIds, request.quantities),
+      )
+      return { kind: 'placed', order }
+    } catch (error) {
+      if (!(error instanceof StockShortfall)) throw error
+      const shortfall = await explainShortfall(request.productIds, request.quantities)
+      if (shortfall) return { kind: 'rejected', ...shortfall }
+      if (attempt >= MAX_TRANSACTION_ATTEMPTS)
+        return {
+          kind: 'rejected',
+          reason: 'insufficient_inventory',
+          error: conflict(`Insufficient inventory for product ${request.productIds[0]}`),
+        }
+    }
+  }
 }
 
 /** The body as sent (line order included): a different body under the same key is a 422. */
@@ -152,40 +154,32 @@ const hashRequest = (items: CreateOrderBody['items']) =>
 
 export type PlacedOrder = { status: number; order: Order; replayed: boolean }
 
+const orderCombiner = new OrderCombiner({ single: placeSingleOrder, batch: placeOrderBatch })
+
+/**
+ * Places one order. Orders that arrive while others are being placed are combined with them
+ * (see combine.ts); the outcome is the same as if each had been placed on its own, in order.
+ */
 export async function placeOrder(userId: number, body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
   const { productIds, quantities } = mergeLines(body.items)
-  const requestHash = idempotencyKey ? hashRequest(body.items) : ''
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const order = await retryOnConflict(() =>
-        idempotencyKey
-          ? sql.begin(async (tx) => {
-              await claimKey(tx, userId, idempotencyKey, requestHash)
-              const order = await takeStockAndInsertOrder(tx, userId, productIds, quantities)
-              await tx`
-                UPDATE idempotency_keys SET response_status = 201, response_body = ${JSON.stringify(order)}::jsonb, order_id = ${order.id}
-                WHERE user_id = ${userId} AND key = ${idempotencyKey}`
-              return order
-            })
-          : takeStockAndInsertOrder(sql, userId, productIds, quantities),
-      )
+  const outcome = await orderCombiner.submit({
+    userId,
+    productIds,
+    quantities,
+    ...(idempotencyKey ? { idempotencyKey, requestHash: hashRequest(body.items) } : {}),
+  })
+  switch (outcome.kind) {
+    case 'placed':
       outboxWritten()
       ordersPlaced.inc()
-      return { status: 201, order, replayed: false }
-    } catch (error) {
-      if (error instanceof KeyAlreadyUsed) {
-        if (error.stored.request_hash !== requestHash)
-          throw new HttpError(422, 'This Idempotency-Key was already used with a different request body')
-        return { status: error.stored.response_status, order: error.stored.response_body, replayed: true }
-      }
-      if (!(error instanceof StockShortfall)) throw error
-      const shortfall = await explainShortfall(productIds, quantities)
-      if (shortfall) {
-        ordersRejected.inc({ reason: shortfall.reason })
-        throw shortfall.error
-      }
-      if (attempt >= MAX_TRANSACTION_ATTEMPTS) throw conflict(`Insufficient inventory for product ${productIds[0]}`)
-    }
+      return { status: 201, order: outcome.order, replayed: false }
+    case 'replayed':
+      return { status: outcome.status, order: outcome.order, replayed: true }
+    case 'rejected':
+      ordersRejected.inc({ reason: outcome.reason })
+      throw outcome.error
+    case 'key-reused':
+      throw outcome.error
   }
 }
 

@@ -1,0 +1,247 @@
+import type { TransactionSql } from 'postgres'
+import { sql } from '../../db/client'
+import { retryOnConflict } from '../../db/retry'
+import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
+import { conflict, HttpError, notFound } from '../../lib/errors'
+import type { Order } from './model'
+
+/** One order of a batch, as it arrived: lines merged and sorted by product id. */
+export type OrderRequest = {
+  userId: number
+  productIds: number[]
+  quantities: number[]
+  idempotencyKey?: string
+  /** SHA-256 of the body as sent, when there is a key. */
+  requestHash?: string
+}
+
+export type RejectionReason = 'unknown_product' | 'inactive_product' | 'insufficient_inventory'
+
+/** What became of one order of a batch. */
+export type OrderOutcome =
+  | { kind: 'placed'; order: Order }
+  | { kind: 'rejected'; reason: RejectionReason; error: HttpError }
+  | { kind: 'replayed'; status: number; order: Order }
+  | { kind: 'key-reused'; error: HttpError }
+
+type LockedProduct = { id: number; name: string; price_cents: number; inventory: number; is_active: boolean }
+type StoredKey = { user_id: number; key: string; request_hash: string; response_status: number; response_body: Order }
+
+// The same shape as Date#toISOString, which the rest of the API uses.
+const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+
+export const IDEMPOTENCY_WINDOW_HOURS = 24
+
+const keyReused = () => new HttpError(422, 'This Idempotency-Key was already used with a different request body')
+const keyOf = (request: OrderRequest) => `${request.userId}\u0000${request.idempotencyKey}`
+
+/**
+ * Places a batch of orders in one transaction, as if one after the other in arrival order:
+ * each order is all or nothing on its own, stock goes to the earlier orders first, and an
+ * order that cannot be served (404/409) leaves its neighbours alone.
+ *
+ * Round trips: claim the Idempotency-Keys (only when some order has one), lock the batch's
+ * products in id order and reserve order ids, then one statement that writes everything.
+ * Locks are taken in one global order (keys sorted, then products by id), so concurrent
+ * batches queue behind each other instead of deadlocking.
+ */
+export async function placeOrderBatch(requests: OrderRequest[]): Promise<OrderOutcome[]> {
+  return retryOnConflict(() => sql.begin((tx) => placeInTransaction(tx, requests)))
+}
+
+async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]): Promise<OrderOutcome[]> {
+  const outcomes: (OrderOutcome | undefined)[] = Array.from({ length: requests.length }, () => undefined)
+
+  // A key seen twice in one batch: the later request waits for the first one's outcome.
+  const leaders = new Map<string, number>()
+  const followerOf: (number | undefined)[] = requests.map((request, index) => {
+    if (!request.idempotencyKey) return undefined
+    const leader = leaders.get(keyOf(request))
+    if (leader === undefined) leaders.set(keyOf(request), index)
+    return leader
+  })
+
+  const keyed = [...leaders.values()].sort((a, b) =>
+    keyOf(requests[a]!) < keyOf(requests[b]!) ? -1 : keyOf(requests[a]!) > keyOf(requests[b]!) ? 1 : 0,
+  )
+  if (keyed.length) {
+    for (const { index, stored } of await claimKeys(tx, requests, keyed)) {
+      outcomes[index] =
+        stored.request_hash === requests[index]!.requestHash
+          ? { kind: 'replayed', status: stored.response_status, order: stored.response_body }
+          : { kind: 'key-reused', error: keyReused() }
+    }
+  }
+
+  const toPlace = requests.flatMap((_, index) => (outcomes[index] || followerOf[index] !== undefined ? [] : [index]))
+  const productIds = [...new Set(toPlace.flatMap((index) => requests[index]!.productIds))].sort((a, b) => a - b)
+  // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
+  const [locked, reservedIds] = await Promise.all([
+    tx<(LockedProduct & { now: string })[]>`
+      SELECT id, name, price_cents, inventory, is_active, to_char(now() AT TIME ZONE 'UTC', ${ISO_8601}) AS now
+      FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
+      ORDER BY id FOR UPDATE`,
+    tx<{ id: number }[]>`
+      SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`,
+  ])
+  const products = new Map(locked.map((product) => [product.id, product]))
+  const now = locked[0]?.now ?? new Date().toISOString()
+
+  // Allocation in arrival order, against the locked rows.
+  const placed: { index: number; order: Order }[] = []
+  for (const index of toPlace) {
+    const request = requests[index]!
+    const refusal = refuse(request, products)
+    if (refusal) {
+      outcomes[index] = refusal
+      continue
+    }
+    const items = request.productIds.map((productId, line) => {
+      const product = products.get(productId)!
+      const quantity = request.quantities[line]!
+      product.inventory -= quantity
+      return {
+        product_id: productId,
+        name: product.name,
+        unit_price_cents: product.price_cents,
+        quantity,
+        line_total_cents: product.price_cents * quantity,
+      }
+    })
+    const order: Order = {
+      id: reservedIds[placed.length]!.id,
+      user_id: request.userId,
+      status: 'pending',
+      total_cents: items.reduce((sum, item) => sum + item.line_total_cents, 0),
+      items,
+      created_at: now,
+      updated_at: now,
+    }
+    placed.push({ index, order })
+    outcomes[index] = { kind: 'placed', order }
+  }
+
+  await writeBatch(tx, requests, placed, outcomes, keyed)
+
+  // Duplicates inside the batch get what their first request got.
+  return outcomes.map((outcome, index) => {
+    if (outcome) return outcome
+    const leader = outcomes[followerOf[index]!]!
+    const sameBody = requests[index]!.requestHash === requests[followerOf[index]!]!.requestHash
+    if (leader.kind === 'placed')
+      return sameBody
+        ? { kind: 'replayed', status: 201, order: leader.order }
+        : { kind: 'key-reused', error: keyReused() }
+    if (leader.kind === 'replayed' && !sameBody) return { kind: 'key-reused', error: keyReused() }
+    return leader
+  })
+}
+
+/**
+ * Claims each (user, key) of the batch; a key held by a transaction still running elsewhere is
+ * waited for. Returns the keys already used, with what they stored. A key past the window is new.
+ */
+async function claimKeys(tx: TransactionSql, requests: OrderRequest[], keyed: number[]) {
+  const users = keyed.map((index) => requests[index]!.userId)
+  const keys = keyed.map((index) => requests[index]!.idempotencyKey!)
+  const hashes = keyed.map((index) => requests[index]!.requestHash!)
+  const claimed = await tx<{ user_id: number; key: string }[]>`
+    INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
+    SELECT k.user_id, k.key, k.request_hash, 0, 'null'
+    FROM unnest(${users}::int[], ${keys}::text[], ${hashes}::text[]) WITH ORDINALITY AS k(user_id, key, request_hash, n)
+    ORDER BY k.n
+    ON CONFLICT (user_id, key) DO UPDATE
+      SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null', order_id = NULL, created_at = now()
+      WHERE idempotency_keys.created_at < now() - make_interval(hours => ${IDEMPOTENCY_WINDOW_HOURS})
+    RETURNING user_id, key`
+  const claimedKeys = new Set(claimed.map((row) => `${row.user_id}\u0000${row.key}`))
+  const used = keyed.filter((index) => !claimedKeys.has(keyOf(requests[index]!)))
+  if (!used.length) return []
+  const stored = await tx<StoredKey[]>`
+    SELECT user_id, key, request_hash, response_status, response_body FROM idempotency_keys
+    WHERE (user_id, key) IN (SELECT * FROM unnest(${used.map((i) => requests[i]!.userId)}::int[], ${used.map((i) => requests[i]!.idempotencyKey!)}::text[]))`
+  const byKey = new Map(stored.map((row) => [`${row.user_id}\u0000${row.key}`, row]))
+  return used.map((index) => ({ index, stored: byKey.get(keyOf(requests[index]!))! }))
+}
+
+/** Why an order cannot be served from the locked rows: 404 before 409, lowest product id first. */
+function refuse(request: OrderRequest, products: Map<number, LockedProduct>): OrderOutcome | undefined {
+  const missing = request.productIds.find((id) => !products.has(id))
+  if (missing !== undefined)
+    return { kind: 'rejected', reason: 'unknown_product', error: notFound(`Product ${missing} not found`) }
+  const inactive = request.productIds.find((id) => !products.get(id)!.is_active)
+  if (inactive !== undefined)
+    return { kind: 'rejected', reason: 'inactive_product', error: conflict(`Product ${inactive} is not active`) }
+  const short = request.productIds.find((id, line) => products.get(id)!.inventory < request.quantities[line]!)
+  if (short !== undefined)
+    return {
+      kind: 'rejected',
+      reason: 'insufficient_inventory',
+      error: conflict(`Insufficient inventory for product ${short}`),
+    }
+  return undefined
+}
+
+/**
+ * One statement for the whole batch: take the stock, insert the orders, their lines and their
+ * outbox jobs, store the keyed orders' responses and release the keys of refused orders (so a
+ * retry with the same key is a new attempt, as when a single order fails).
+ */
+async function writeBatch(
+  tx: TransactionSql,
+  requests: OrderRequest[],
+  placed: { index: number; order: Order }[],
+  outcomes: (OrderOutcome | undefined)[],
+  keyed: number[],
+) {
+  const taken = new Map<number, number>()
+  for (const { order } of placed)
+    for (const item of order.items) taken.set(item.product_id, (taken.get(item.product_id) ?? 0) + item.quantity)
+  const lines = placed.flatMap(({ order }) => order.items.map((item) => ({ orderId: order.id, ...item })))
+  const stored = placed.filter(({ index }) => requests[index]!.idempotencyKey)
+  const released = keyed.filter((index) => outcomes[index]?.kind === 'rejected')
+  if (!placed.length && !released.length) return
+
+  await tx`
+    WITH taken AS (
+      UPDATE products p SET inventory = p.inventory - t.quantity, updated_at = now()
+      FROM unnest(${[...taken.keys()]}::int[], ${[...taken.values()]}::int[]) AS t(id, quantity)
+      WHERE p.id = t.id
+    ),
+    placed AS (
+      INSERT INTO orders (id, user_id, total_cents) OVERRIDING SYSTEM VALUE
+      SELECT * FROM unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ order }) => order.user_id)}::int[],
+        ${placed.map(({ order }) => order.total_cents)}::bigint[])
+      RETURNING id, user_id, total_cents
+    ),
+    lines AS (
+      INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity, line_total_cents)
+      SELECT * FROM unnest(${lines.map((l) => l.orderId)}::int[], ${lines.map((l) => l.product_id)}::int[],
+        ${lines.map((l) => l.name)}::text[], ${lines.map((l) => l.unit_price_cents)}::int[],
+        ${lines.map((l) => l.quantity)}::int[], ${lines.map((l) => l.line_total_cents)}::bigint[])
+      RETURNING order_id, product_id, quantity
+    ),
+    -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
+    jobs AS (
+      INSERT INTO outbox (queue, name, payload)
+      SELECT job.queue, job.name, job.payload FROM placed o
+      CROSS JOIN LATERAL (VALUES
+        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, jsonb_build_object('orderId', o.id)),
+        (${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
+          'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
+          'details', jsonb_build_object('totalCents', o.total_cents, 'items',
+            (SELECT jsonb_agg(jsonb_build_object('productId', l.product_id, 'quantity', l.quantity) ORDER BY l.product_id)
+             FROM lines l WHERE l.order_id = o.id))))
+      ) AS job(queue, name, payload)
+      ORDER BY o.id
+    ),
+    responses AS (
+      UPDATE idempotency_keys k SET response_status = 201, response_body = r.body, order_id = r.order_id
+      FROM unnest(${stored.map(({ index }) => requests[index]!.userId)}::int[], ${stored.map(({ index }) => requests[index]!.idempotencyKey!)}::text[],
+        ${stored.map(({ order }) => JSON.stringify(order))}::jsonb[], ${stored.map(({ order }) => order.id)}::int[]) AS r(user_id, key, body, order_id)
+      WHERE k.user_id = r.user_id AND k.key = r.key
+    )
+    DELETE FROM idempotency_keys k
+    USING unnest(${released.map((index) => requests[index]!.userId)}::int[], ${released.map((index) => requests[index]!.idempotencyKey!)}::text[]) AS r(user_id, key)
+    WHERE k.user_id = r.user_id AND k.key = r.key`
+}
