@@ -1,7 +1,10 @@
-// The order ceiling: the API's own order statement (takeStockAndInsertOrder) driven straight
-// from postgres.js at the same concurrency and pool size, with no HTTP, JSON or auth around it.
+// The order ceilings: the API's own order SQL driven straight from postgres.js, with no HTTP,
+// JSON or auth around it. Single statement: takeStockAndInsertOrder at the load's concurrency
+// and pool size. Batched (`batchSize` set): placeOrderBatch with that many orders per batch,
+// from `callers` concurrent callers. Rates count orders, latencies what each order waited.
 // Usage: bun bench/ceiling-order.ts <options.json>  → prints the summary as JSON.
 import postgres from 'postgres'
+import { placeOrderBatch } from '../src/modules/orders/batch'
 import { takeStockAndInsertOrder } from '../src/modules/orders/place'
 import { bench } from './config'
 
@@ -10,6 +13,8 @@ const options = (await Bun.file(process.argv[2]!).json()) as {
   customerIds: number[]
   warmup: number
   duration: number
+  batchSize?: number
+  callers?: number
 }
 const sql = postgres(bench.databaseUrl, { max: bench.poolSize, onnotice: () => {} })
 const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!
@@ -19,12 +24,22 @@ async function drive(seconds: number) {
   let errors = 0
   const until = performance.now() + seconds * 1000
   await Promise.all(
-    Array.from({ length: bench.connections }, async () => {
+    Array.from({ length: options.callers ?? bench.connections }, async () => {
       while (performance.now() < until) {
         const started = performance.now()
         try {
-          await takeStockAndInsertOrder(sql, pick(options.customerIds), [pick(options.productIds)], [1])
-          latencies.push(performance.now() - started)
+          if (options.batchSize) {
+            const requests = Array.from({ length: options.batchSize }, () => ({
+              userId: pick(options.customerIds),
+              productIds: [pick(options.productIds)],
+              quantities: [1],
+            }))
+            await placeOrderBatch(requests)
+            for (const _ of requests) latencies.push(performance.now() - started)
+          } else {
+            await takeStockAndInsertOrder(sql, pick(options.customerIds), [pick(options.productIds)], [1])
+            latencies.push(performance.now() - started)
+          }
         } catch {
           errors++
         }

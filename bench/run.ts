@@ -129,6 +129,7 @@ await untilUp(`${ceilingUrl}/api/products?page=1&limit=10`)
 async function orderCeiling(
   productIds: number[],
   seconds = { warmup: bench.warmupSeconds, duration: bench.durationSeconds },
+  batching: { batchSize?: number; callers?: number } = {},
 ): Promise<Result> {
   const child = Bun.spawn(
     [
@@ -138,6 +139,7 @@ async function orderCeiling(
         productIds,
         customerIds: seeded.customerIds,
         ...seconds,
+        ...batching,
       }),
     ],
     { cwd: root, env: serviceEnv(), stdout: 'pipe', stderr: 'inherit' },
@@ -270,6 +272,13 @@ for (const scenario of scenarios) {
   console.log(`… ceiling: ${scenario.name}`)
   ceilingResults.set(scenario.name, await scenario.ceiling())
 }
+// The same order SQL in batches of 32 from 4 callers: the ceiling order combining aims at.
+let batchedCeiling: Result | undefined
+if (scenarios.some((scenario) => scenario.endToEnd === 'hot')) {
+  await settle()
+  console.log('… ceiling: hot product, batches of 32')
+  batchedCeiling = await orderCeiling([seeded.hotProductId], undefined, { batchSize: 32, callers: 4 })
+}
 ceiling.kill('SIGKILL')
 // The ceilings' orders are not the pipeline's to confirm: mark them done before the API runs.
 await monitor`UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL`
@@ -351,6 +360,13 @@ if (Object.keys(endToEndResults).length) {
       `${name.padEnd(36)} ${e.placedPerSecond.toFixed(0).padStart(9)} ${e.confirmedPerSecond.toFixed(0).padStart(12)} ${String(e.backlogAtEnd).padStart(8)} ${e.drainSeconds.toFixed(1).padStart(8)} ${e.cpuMsPerOrder.toFixed(2).padStart(13)} ${e.p99.toFixed(1).padStart(8)}`,
     )
 }
+if (batchedCeiling && endToEndResults.hot) {
+  const single = ceilingResults.get('POST /api/orders (one hot product)')!.requestsPerSecond
+  console.log(
+    `\nhot product ceilings: single statement ${single.toFixed(0)}/s, batches of 32 ${batchedCeiling.requestsPerSecond.toFixed(0)}/s (p99 ${batchedCeiling.p99.toFixed(1)} ms); ` +
+      `API end to end placed ${(endToEndResults.hot.placedPerSecond / single).toFixed(2)}× the single and ${Math.round((100 * endToEndResults.hot.placedPerSecond) / batchedCeiling.requestsPerSecond)}% of the batched ceiling`,
+  )
+}
 console.log(
   `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''} (target ≤ 80 MB)`,
 )
@@ -368,6 +384,7 @@ await Bun.write(
       rows,
       endToEnd: endToEndResults,
       singleStatementCeiling: ceilingResults.get('POST /api/orders (one hot product)')?.requestsPerSecond,
+      batchedCeiling: batchedCeiling?.requestsPerSecond,
       apiPeakRssMb: apiPeakRss,
       oversold,
     },

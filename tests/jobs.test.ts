@@ -244,16 +244,12 @@ describe('housekeeping and payload checks', () => {
   test('a job whose payload does not match its schema fails for good, with the reason', async () => {
     const queue = queues()[QUEUES.audit]
     const job = await queue.add(JOB_NAMES.audit, {
-      actorId: 'me',
-      action: 'order.placed',
-      entity: 'order',
-      entityId: 1,
-      details: {},
+      entries: [{ key: 'k', actorId: 'me', action: 'order.placed', entity: 'order', entityId: 1, details: {} }],
     })
     const failed = await waitFor(async () =>
       (await job.getState()) === 'failed' ? await queue.getJob(job.id!) : undefined,
     )
-    expect(failed!.failedReason).toMatch(/^Invalid audit payload: \/actorId/)
+    expect(failed!.failedReason).toMatch(/^Invalid audit payload: \/entries\/0\/actorId/)
     expect(failed!.attemptsMade).toBe(1)
   })
 })

@@ -22,6 +22,8 @@ export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
 
 // Payload schemas: the types for the producer, and what the worker checks a job against.
+// The outbox holds one row per order and audit entry; the relay hands them to BullMQ in batch
+// jobs (see relay.ts), so that the worker confirms and audits many orders per round trip.
 export const OrderConfirmationPayload = t.Object({ orderId: t.Integer({ minimum: 1 }) })
 export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
@@ -42,6 +44,21 @@ export const AuditPayload = t.Object({
 })
 export type AuditPayload = Static<typeof AuditPayload>
 
+/** The most outbox rows one job carries. */
+export const MAX_ROWS_PER_JOB = 100
+
+// A job carries a list. (Jobs queued by an API older than batch jobs carry the single payloads
+// above: the worker takes both, so it can be upgraded first.)
+export const OrderConfirmationJob = t.Object({
+  orderIds: t.Array(t.Integer({ minimum: 1 }), { minItems: 1, maxItems: MAX_ROWS_PER_JOB }),
+})
+export type OrderConfirmationJob = Static<typeof OrderConfirmationJob>
+/** An audit entry and its key (its outbox row's job id), which makes a second write a no-op. */
+export const AuditEntry = t.Composite([AuditPayload, t.Object({ key: t.String({ minLength: 1, maxLength: 64 }) })])
+export type AuditEntry = Static<typeof AuditEntry>
+export const AuditJob = t.Object({ entries: t.Array(AuditEntry, { minItems: 1, maxItems: MAX_ROWS_PER_JOB }) })
+export type AuditJob = Static<typeof AuditJob>
+
 /** Housekeeping runs from a BullMQ job scheduler: once per period for the whole cluster. */
 export const HOUSEKEEPING_EVERY_MS = 10 * 60_000
 
@@ -57,6 +74,10 @@ export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.a
 
 /** BullMQ refuses integer-looking custom ids; the outbox id still makes a re-relay a no-op. */
 export const jobIdForOutboxRow = (outboxId: string | number) => `outbox-${outboxId}`
+
+/** A job carrying a run of outbox rows is named by its first and last row. */
+export const jobIdForOutboxRows = (outboxIds: (string | number)[]) =>
+  outboxIds.length === 1 ? jobIdForOutboxRow(outboxIds[0]!) : `outbox-${outboxIds[0]}-${outboxIds.at(-1)}`
 
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   attempts: 6,

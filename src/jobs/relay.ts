@@ -1,11 +1,48 @@
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
-import { jobIdForOutboxRow, type QueueName } from './definitions'
+import {
+  type AuditPayload,
+  jobIdForOutboxRow,
+  jobIdForOutboxRows,
+  MAX_ROWS_PER_JOB,
+  type OrderConfirmationPayload,
+  QUEUES,
+  type QueueName,
+} from './definitions'
 import { onOutboxWritten } from './outbox'
 import type { Queues } from './queues'
 
 type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
+
+/**
+ * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB, named after the
+ * rows they carry), so the worker handles a pass's orders in a few round trips; other rows go
+ * one to a job.
+ */
+function toJobs(queue: QueueName, rows: OutboxRow[]) {
+  const chunks = (size: number) =>
+    Array.from({ length: Math.ceil(rows.length / size) }, (_, i) => rows.slice(i * size, (i + 1) * size))
+  const job = (chunk: OutboxRow[], data: unknown) => ({
+    name: chunk[0]!.name,
+    data,
+    opts: { jobId: jobIdForOutboxRows(chunk.map((row) => row.id)) },
+  })
+  switch (queue) {
+    case QUEUES.orderConfirmation:
+      return chunks(MAX_ROWS_PER_JOB).map((chunk) =>
+        job(chunk, { orderIds: chunk.map((row) => (row.payload as OrderConfirmationPayload).orderId) }),
+      )
+    case QUEUES.audit:
+      return chunks(MAX_ROWS_PER_JOB).map((chunk) =>
+        job(chunk, {
+          entries: chunk.map((row) => ({ ...(row.payload as AuditPayload), key: jobIdForOutboxRow(row.id) })),
+        }),
+      )
+    default:
+      return chunks(1).map((chunk) => job(chunk, chunk[0]!.payload))
+  }
+}
 
 export type RelayOptions = {
   batchSize?: number
@@ -124,13 +161,7 @@ export class OutboxRelay {
       if (!rows.length) return 0
       const byQueue = Map.groupBy(rows, (row) => row.queue)
       await withTimeout(
-        Promise.all(
-          [...byQueue].map(([queue, jobs]) =>
-            this.queues[queue].addBulk(
-              jobs.map((row) => ({ name: row.name, data: row.payload, opts: { jobId: jobIdForOutboxRow(row.id) } })),
-            ),
-          ),
-        ),
+        Promise.all([...byQueue].map(([queue, queued]) => this.queues[queue].addBulk(toJobs(queue, queued)))),
         this.redisTimeoutMs,
         `Redis did not answer within ${this.redisTimeoutMs} ms`,
       )

@@ -4,8 +4,16 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import { config } from '../config'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
-import { AuditPayload, HOUSEKEEPING_EVERY_MS, JOB_NAMES, OrderConfirmationPayload, QUEUES } from './definitions'
-import { confirmOrder, housekeeping, writeAudit } from './handlers'
+import {
+  AuditJob,
+  AuditPayload,
+  HOUSEKEEPING_EVERY_MS,
+  JOB_NAMES,
+  OrderConfirmationJob,
+  OrderConfirmationPayload,
+  QUEUES,
+} from './definitions'
+import { confirmOrders, housekeeping, writeAudits } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection, logRedisErrors } from '../lib/redis'
@@ -20,9 +28,12 @@ export type WorkerOptions = {
 
 const HOUSEKEEPING_SCHEDULER_ID = 'housekeeping'
 
-/** A job's payload, checked against its schema: a malformed one fails for good, never retried. */
-function checked<S extends TSchema>(schema: S, job: Job): Static<S> {
-  if (Value.Check(schema, job.data)) return job.data
+/**
+ * A job's payload, checked against its schema (or the older single shape, from jobs queued
+ * before an upgrade): a malformed one fails for good, never retried, and says why.
+ */
+function checked<S extends TSchema, L extends TSchema>(job: Job, schema: S, legacy: L): Static<S> | Static<L> {
+  if (Value.Check(schema, job.data) || Value.Check(legacy, job.data)) return job.data
   const problem = Value.Errors(schema, job.data).First()
   throw new UnrecoverableError(
     `Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim(),
@@ -42,17 +53,62 @@ export function startWorkers(options: WorkerOptions) {
     stalledInterval: lockDuration,
   }
 
+  // Producers on the worker's side: failed orders split off into jobs of their own, and the
+  // housekeeping schedule.
+  const queue = (name: string) => new Queue(name, { connection, prefix: common.prefix })
+  const confirmationQueue = queue(QUEUES.orderConfirmation)
+  const auditQueue = queue(QUEUES.audit)
+  const housekeepingQueue = queue(QUEUES.housekeeping)
+
+  /**
+   * A batch job whose orders partly failed: the failed ones go on as jobs of their own (retried,
+   * and visible to operators, one order at a time) and the batch is done. A one-order job fails
+   * as itself, so that BullMQ retries it.
+   */
+  async function confirmationBatch(job: Job) {
+    const data = checked(job, OrderConfirmationJob, OrderConfirmationPayload)
+    const orderIds = 'orderIds' in data ? data.orderIds : [data.orderId]
+    const { failures } = await confirmOrders(orderIds, options.mailer)
+    if (!failures.length) return
+    if (orderIds.length === 1) {
+      const [failure] = failures
+      throw failure!.final ? new UnrecoverableError(failure!.error.message) : failure!.error
+    }
+    logger.warn({ jobId: job.id, orders: failures.map((f) => f.orderId) }, 'confirmations split off for retry')
+    await confirmationQueue.addBulk(
+      failures.map((failure) => ({
+        name: JOB_NAMES.orderConfirmation,
+        data: { orderIds: [failure.orderId] },
+        opts: { jobId: `${job.id}-order-${failure.orderId}` },
+      })),
+    )
+  }
+
+  /** Audit entries in one statement; when it fails, each entry is retried as a job of its own. */
+  async function auditBatch(job: Job) {
+    const data = checked(job, AuditJob, AuditPayload)
+    const entries = 'entries' in data ? data.entries : [{ ...data, key: job.id! }]
+    try {
+      await writeAudits(entries)
+    } catch (error) {
+      if (entries.length === 1) throw error
+      logger.warn({ err: error, jobId: job.id }, 'audit entries split off for retry')
+      await auditQueue.addBulk(
+        entries.map((entry) => ({
+          name: JOB_NAMES.audit,
+          data: { entries: [entry] },
+          opts: { jobId: `${job.id}-${entry.key}` },
+        })),
+      )
+    }
+  }
+
   const workers = [
-    new Worker<OrderConfirmationPayload>(
-      QUEUES.orderConfirmation,
-      (job) => confirmOrder(checked(OrderConfirmationPayload, job), options.mailer),
-      common,
-    ),
-    new Worker<AuditPayload>(QUEUES.audit, (job) => writeAudit(checked(AuditPayload, job), job.id!), common),
+    new Worker(QUEUES.orderConfirmation, confirmationBatch, common),
+    new Worker(QUEUES.audit, auditBatch, common),
     new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
   ]
   // Upserted by every worker under one id: one schedule for the whole cluster, shown in Bull Board.
-  const housekeepingQueue = new Queue(QUEUES.housekeeping, { connection, prefix: common.prefix })
   const scheduled = housekeepingQueue
     .upsertJobScheduler(HOUSEKEEPING_SCHEDULER_ID, { every: HOUSEKEEPING_EVERY_MS }, { name: JOB_NAMES.housekeeping })
     .catch((error) => logger.warn({ err: error }, 'could not schedule housekeeping'))
@@ -61,6 +117,8 @@ export function startWorkers(options: WorkerOptions) {
     queue: job.queueName,
     jobId: job.id,
     attempt: job.attemptsMade + 1,
+    ...(job.data && 'orderIds' in job.data ? { orderIds: job.data.orderIds } : {}),
+    ...(job.data && 'entries' in job.data ? { entries: job.data.entries.length } : {}),
     ...(job.data && 'orderId' in job.data ? { orderId: job.data.orderId } : {}),
     ...(job.data && 'entity' in job.data ? { entity: job.data.entity, entityId: job.data.entityId } : {}),
   })
@@ -92,7 +150,7 @@ export function startWorkers(options: WorkerOptions) {
       const started = Promise.all([...workers.map((worker) => worker.waitUntilReady()), scheduled])
       await withTimeout(started, 2_000, 'workers starting').catch(() => {})
       await Promise.all(workers.map((worker) => worker.close()))
-      await housekeepingQueue.close()
+      await Promise.all([confirmationQueue, auditQueue, housekeepingQueue].map((open) => open.close()))
       await connection.quit().catch(() => connection.disconnect())
     },
   }
