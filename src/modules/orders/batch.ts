@@ -1,4 +1,4 @@
-import type { TransactionSql } from 'postgres'
+import type { ReservedSql } from 'postgres'
 import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
@@ -40,17 +40,30 @@ const keyOf = (request: OrderRequest) => `${request.userId}\u0000${request.idemp
  * each order is all or nothing on its own, stock goes to the earlier orders first, and an
  * order that cannot be served (404/409) leaves its neighbours alone.
  *
- * Round trips: claim the Idempotency-Keys (only when some order has one), lock the batch's
- * products in id order and reserve order ids, then one statement that writes everything.
- * Locks are taken in one global order (keys sorted, then products by id), so concurrent
- * batches queue behind each other instead of deadlocking.
+ * Two round trips when no order has an Idempotency-Key: BEGIN travels with the statement that
+ * locks the batch's products (in id order) and reserves order ids, and COMMIT with the one
+ * statement that writes everything. Keys are claimed in a round trip of their own, before the
+ * products. Locks are taken in one global order (keys sorted, then products by id), so
+ * concurrent batches queue behind each other instead of deadlocking.
  */
 export async function placeOrderBatch(requests: OrderRequest[]): Promise<OrderOutcome[]> {
-  return retryOnConflict(() => sql.begin((tx) => placeInTransaction(tx, requests)))
+  return retryOnConflict(async () => {
+    const connection = await sql.reserve()
+    try {
+      return await placeInTransaction(connection, requests)
+    } catch (error) {
+      await connection`ROLLBACK`.catch(() => {})
+      throw error
+    } finally {
+      connection.release()
+    }
+  })
 }
 
-async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]): Promise<OrderOutcome[]> {
+async function placeInTransaction(tx: ReservedSql, requests: OrderRequest[]): Promise<OrderOutcome[]> {
   const outcomes: (OrderOutcome | undefined)[] = Array.from({ length: requests.length }, () => undefined)
+  // Sent with the next statement, not on its own: postgres.js pipelines a connection's queries.
+  const begin = tx`BEGIN`.execute()
 
   // A key seen twice in one batch: the later request waits for the first one's outcome.
   const leaders = new Map<string, number>()
@@ -76,13 +89,14 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
   const toPlace = requests.flatMap((_, index) => (outcomes[index] || followerOf[index] !== undefined ? [] : [index]))
   const productIds = [...new Set(toPlace.flatMap((index) => requests[index]!.productIds))].sort((a, b) => a - b)
   // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
-  const [locked, reservedIds] = await Promise.all([
+  const [, locked, reservedIds] = await Promise.all([
+    begin,
     tx<(LockedProduct & { now: string })[]>`
       SELECT id, name, price_cents, inventory, is_active, to_char(now() AT TIME ZONE 'UTC', ${ISO_8601}) AS now
       FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
-      ORDER BY id FOR UPDATE`,
+      ORDER BY id FOR UPDATE`.execute(),
     tx<{ id: number }[]>`
-      SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`,
+      SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`.execute(),
   ])
   const products = new Map(locked.map((product) => [product.id, product]))
   const now = locked[0]?.now ?? new Date().toISOString()
@@ -121,7 +135,8 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
     outcomes[index] = { kind: 'placed', order }
   }
 
-  await writeBatch(tx, requests, placed, outcomes, keyed)
+  // COMMIT goes with the write: if the write fails, Postgres turns it into a rollback.
+  await Promise.all([writeBatch(tx, requests, placed, outcomes, keyed), tx`COMMIT`.execute()])
 
   // Duplicates inside the batch get what their first request got.
   return outcomes.map((outcome, index) => {
@@ -141,7 +156,7 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
  * Claims each (user, key) of the batch; a key held by a transaction still running elsewhere is
  * waited for. Returns the keys already used, with what they stored. A key past the window is new.
  */
-async function claimKeys(tx: TransactionSql, requests: OrderRequest[], keyed: number[]) {
+async function claimKeys(tx: ReservedSql, requests: OrderRequest[], keyed: number[]) {
   const users = keyed.map((index) => requests[index]!.userId)
   const keys = keyed.map((index) => requests[index]!.idempotencyKey!)
   const hashes = keyed.map((index) => requests[index]!.requestHash!)
@@ -188,7 +203,7 @@ function refuse(request: OrderRequest, products: Map<number, LockedProduct>): Or
  * retry with the same key is a new attempt, as when a single order fails).
  */
 async function writeBatch(
-  tx: TransactionSql,
+  tx: ReservedSql,
   requests: OrderRequest[],
   placed: { index: number; order: Order }[],
   outcomes: (OrderOutcome | undefined)[],
