@@ -15,9 +15,17 @@ const options = (await Bun.file(process.argv[2]!).json()) as {
   duration: number
   batchSize?: number
   callers?: number
+  /** Lines per order, each a different product (default 1). */
+  lines?: number
 }
 const sql = postgres(bench.databaseUrl, { max: bench.poolSize, onnotice: () => {} })
 const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!
+/** The products of one order: `lines` different ones, in id order (as the API sorts them). */
+function productsOfOrder() {
+  const ids = new Set<number>()
+  while (ids.size < (options.lines ?? 1)) ids.add(pick(options.productIds))
+  return [...ids].sort((a, b) => a - b)
+}
 
 async function drive(seconds: number) {
   const latencies: number[] = []
@@ -31,13 +39,18 @@ async function drive(seconds: number) {
           if (options.batchSize) {
             const requests = Array.from({ length: options.batchSize }, () => ({
               userId: pick(options.customerIds),
-              productIds: [pick(options.productIds)],
-              quantities: [1],
+              productIds: productsOfOrder(),
+              quantities: Array(options.lines ?? 1).fill(1),
             }))
             await placeOrderBatch(requests)
             for (const _ of requests) latencies.push(performance.now() - started)
           } else {
-            await takeStockAndInsertOrder(sql, pick(options.customerIds), [pick(options.productIds)], [1])
+            await takeStockAndInsertOrder(
+              sql,
+              pick(options.customerIds),
+              productsOfOrder(),
+              Array(options.lines ?? 1).fill(1),
+            )
             latencies.push(performance.now() - started)
           }
         } catch {

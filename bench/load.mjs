@@ -6,6 +6,12 @@ import { readFileSync } from 'node:fs'
 
 const options = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const pick = (list) => list[Math.floor(Math.random() * list.length)]
+/** `count` different products, for orders of several lines. */
+function distinct(count) {
+  const ids = new Set()
+  while (ids.size < count) ids.add(pick(options.productIds))
+  return [...ids]
+}
 
 function setupRequest(request) {
   switch (options.kind) {
@@ -19,7 +25,7 @@ function setupRequest(request) {
         method: 'POST',
         path: '/api/orders',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${pick(options.tokens)}` },
-        body: JSON.stringify({ items: [{ product_id: pick(options.productIds), quantity: 1 }] }),
+        body: JSON.stringify({ items: distinct(options.lines ?? 1).map((id) => ({ product_id: id, quantity: 1 })) }),
       }
     default:
       throw new Error(`unknown kind ${options.kind}`)

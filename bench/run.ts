@@ -129,7 +129,7 @@ await untilUp(`${ceilingUrl}/api/products?page=1&limit=10`)
 async function orderCeiling(
   productIds: number[],
   seconds = { warmup: bench.warmupSeconds, duration: bench.durationSeconds },
-  batching: { batchSize?: number; callers?: number } = {},
+  batching: { batchSize?: number; callers?: number; lines?: number } = {},
 ): Promise<Result> {
   const child = Bun.spawn(
     [
@@ -158,18 +158,19 @@ type EndToEnd = {
   cpuMsPerOrder: number
   p99: number
 }
+type EndToEndName = 'hot' | 'many' | 'multiLine'
 type Scenario = {
   name: string
   target: number
   api: () => Promise<Result>
   ceiling: () => Promise<Result>
   /** Order scenarios run end to end, with the worker beside the API: this names them in the JSON. */
-  endToEnd?: 'hot' | 'many'
+  endToEnd?: EndToEndName
 }
 let apiUrl = ''
 const monitor = postgres(bench.databaseUrl, { max: 2, onnotice: () => {} })
 const pipeline = pipelineCounter(monitor, bench.redisUrl, prefix)
-const endToEndResults: Partial<Record<'hot' | 'many', EndToEnd>> = {}
+const endToEndResults: Partial<Record<EndToEndName, EndToEnd>> = {}
 
 /** Waits until every order placed so far is relayed, confirmed and audited; returns the seconds it took. */
 async function drain(timeoutSeconds = 120) {
@@ -188,13 +189,13 @@ async function drain(timeoutSeconds = 120) {
  * CPU over the window minus the load generator's own, so the API, the worker, Postgres and Redis
  * all count.
  */
-async function endToEnd(name: 'hot' | 'many', productIds: number[]): Promise<Result> {
+async function endToEnd(name: EndToEndName, productIds: number[], lines = 1): Promise<Result> {
   await drain()
   let start: { at: number; cpu: number; counts: PipelineCounts } | undefined
   let end: typeof start
   const sample = async () => ({ at: performance.now(), cpu: machineBusyMs(), counts: await pipeline.counts() })
   const result = await load(
-    { url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds },
+    { url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds, lines },
     {
       measuring: async () => {
         start = await sample()
@@ -238,6 +239,13 @@ const scenarios = (
       endToEnd: 'many',
       api: () => endToEnd('many', seeded.activeProductIds),
       ceiling: () => orderCeiling(seeded.activeProductIds),
+    },
+    {
+      name: 'POST /api/orders (3 lines, many products)',
+      target: 0.7,
+      endToEnd: 'multiLine',
+      api: () => endToEnd('multiLine', seeded.activeProductIds, 3),
+      ceiling: () => orderCeiling(seeded.activeProductIds, undefined, { lines: 3 }),
     },
     {
       name: 'POST /api/orders (one hot product)',
@@ -346,19 +354,19 @@ console.log(
   `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
 )
 console.log(
-  `${'scenario'.padEnd(36)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`,
+  `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`,
 )
 for (const row of rows)
   console.log(
-    `${row.scenario.padEnd(36)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
+    `${row.scenario.padEnd(42)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
   )
 if (Object.keys(endToEndResults).length) {
   console.log(
-    `\n${'end to end (worker running)'.padEnd(36)} ${'placed/s'.padStart(9)} ${'confirmed/s'.padStart(12)} ${'backlog'.padStart(8)} ${'drain s'.padStart(8)} ${'CPU ms/order'.padStart(13)} ${'p99 ms'.padStart(8)}`,
+    `\n${'end to end (worker running)'.padEnd(42)} ${'placed/s'.padStart(9)} ${'confirmed/s'.padStart(12)} ${'backlog'.padStart(8)} ${'drain s'.padStart(8)} ${'CPU ms/order'.padStart(13)} ${'p99 ms'.padStart(8)}`,
   )
   for (const [name, e] of Object.entries(endToEndResults))
     console.log(
-      `${name.padEnd(36)} ${e.placedPerSecond.toFixed(0).padStart(9)} ${e.confirmedPerSecond.toFixed(0).padStart(12)} ${String(e.backlogAtEnd).padStart(8)} ${e.drainSeconds.toFixed(1).padStart(8)} ${e.cpuMsPerOrder.toFixed(2).padStart(13)} ${e.p99.toFixed(1).padStart(8)}`,
+      `${name.padEnd(42)} ${e.placedPerSecond.toFixed(0).padStart(9)} ${e.confirmedPerSecond.toFixed(0).padStart(12)} ${String(e.backlogAtEnd).padStart(8)} ${e.drainSeconds.toFixed(1).padStart(8)} ${e.cpuMsPerOrder.toFixed(2).padStart(13)} ${e.p99.toFixed(1).padStart(8)}`,
     )
 }
 if (batchedCeiling && endToEndResults.hot) {
