@@ -100,3 +100,20 @@ export function freePort(): number {
   server.stop(true)
   return port
 }
+
+/**
+ * How many of these orders have a confirmation and an `order.placed` audit in the outbox (a row
+ * holds one order, or a whole batch of them); `unsentOnly` counts the rows not relayed yet.
+ */
+export async function outboxCoverage(orderIds: number[], unsentOnly = false) {
+  const [row] = await sql<{ confirmations: number; audits: number }[]>`
+    SELECT
+      (SELECT count(*)::int FROM outbox o,
+         jsonb_array_elements_text(coalesce(o.payload->'orderIds', jsonb_build_array(o.payload->'orderId'))) AS c(id)
+       WHERE o.queue = 'order-confirmation' AND c.id::int = ANY(${orderIds}) AND (NOT ${unsentOnly} OR o.sent_at IS NULL)) AS confirmations,
+      (SELECT count(*)::int FROM outbox o,
+         jsonb_array_elements(coalesce(o.payload->'entries', jsonb_build_array(o.payload))) AS a(entry)
+       WHERE o.queue = 'audit' AND a.entry->>'action' = 'order.placed' AND (a.entry->>'entityId')::int = ANY(${orderIds})
+         AND (NOT ${unsentOnly} OR o.sent_at IS NULL)) AS audits`
+  return row!
+}

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, test } from 'bun:test'
 import { type OrderOutcome, type OrderRequest, placeOrderBatch } from '../src/modules/orders/batch'
 import { OrderCombiner } from '../src/modules/orders/combine'
 import { placeSingleOrder } from '../src/modules/orders/place'
-import { call, createAdmin, createProduct, inventoryOf, registerCustomer, sql } from './helpers'
+import { call, createAdmin, createProduct, inventoryOf, outboxCoverage, registerCustomer, sql } from './helpers'
 
 // Orders placed together: each batch must behave exactly as its orders placed one by one, in
 // arrival order.
@@ -69,11 +69,12 @@ describe('one batch, mixed outcomes', () => {
     for (const o of placed) {
       const [row] = await sql`SELECT user_id, status, total_cents::int AS total FROM orders WHERE id = ${o.id}`
       expect(row).toEqual({ user_id: userId, status: 'pending', total: o.total_cents })
-      const [jobs] = await sql`
-        SELECT count(*)::int AS count FROM outbox
-        WHERE (payload->>'orderId')::int = ${o.id} OR (payload->>'entityId')::int = ${o.id} AND payload->>'entity' = 'order'`
-      expect(jobs!.count).toBe(2)
     }
+    // One confirmation and one audit for each placed order, none for the refused ones.
+    expect(await outboxCoverage(placed.map((o) => o.id))).toEqual({ confirmations: 3, audits: 3 })
+    const [batchRows] = await sql`
+      SELECT count(*)::int AS count FROM outbox WHERE payload->'orderIds' @> ${JSON.stringify([placed[0]!.id])}::jsonb`
+    expect(batchRows!.count).toBe(1)
   })
 })
 
@@ -176,6 +177,21 @@ describe('the combiner', () => {
     )
     expect(placed.length).toBe(10)
     expect(await inventoryOf(product.id)).toBe(90)
+  })
+
+  test('concurrent batches on scarce stock: each sees the stock the ones before it left, none fails', async () => {
+    // A batch must hold its locks until its write has committed: were the locks released
+    // early, the next batch would allocate units already promised and its write would break
+    // the inventory check.
+    const product = await createProduct(adminToken, { inventory: 50 })
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () => placeOrderBatch(Array.from({ length: 10 }, () => order([product.id], [1])))),
+    )
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([])
+    const outcomes = results.flatMap((result) => (result.status === 'fulfilled' ? result.value : []))
+    expect(outcomes.filter((outcome) => outcome.kind === 'placed').length).toBe(50)
+    expect(outcomes.filter((outcome) => outcome.kind === 'rejected').length).toBe(50)
+    expect(await inventoryOf(product.id)).toBe(0)
   })
 
   test('concurrent batches over the same products in any order never deadlock and conserve units', async () => {

@@ -7,6 +7,7 @@ import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
 import { redis } from '../src/lib/redis'
 import { placeOrderBatch } from '../src/modules/orders/batch'
+import { placeSingleOrder } from '../src/modules/orders/place'
 import { countWhere, createAdmin, createProduct, registerCustomer, sql, waitFor } from './helpers'
 
 // The relay hands many orders to one job, and the worker confirms and audits them together;
@@ -60,20 +61,25 @@ async function placeOrders(count: number) {
 const jobsOf = async (queue: Queue) => queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])
 
 describe('the relay', () => {
-  test('one confirmation job and one audit job carry a pass’s orders, keyed by their outbox rows', async () => {
-    const orderIds = await placeOrders(5)
+  test('a pass’s orders, from batches and lone orders alike, go to one confirmation and one audit job', async () => {
+    const product = await createProduct(adminToken, { inventory: 10 })
+    const batchIds = await placeOrders(5) // two outbox rows for the whole batch
+    const lone = await placeSingleOrder({ userId: customers[0]!.id, productIds: [product.id], quantities: [1] })
+    const loneId = lone.kind === 'placed' ? lone.order.id : -1
     const relay = new OutboxRelay(queues)
-    expect(await relay.relayBatch()).toBe(10)
+    expect(await relay.relayBatch()).toBe(4)
     const [confirmation] = await jobsOf(queues[QUEUES.orderConfirmation])
     const [audit] = await jobsOf(queues[QUEUES.audit])
-    expect(confirmation!.data).toEqual({ orderIds })
+    expect(confirmation!.data).toEqual({ orderIds: [...batchIds, loneId] })
     expect(confirmation!.id).toMatch(/^outbox-\d+-\d+$/)
-    expect(audit!.data.entries.map((entry: { entityId: number }) => entry.entityId)).toEqual(orderIds)
-    const rows =
-      await sql`SELECT id FROM outbox WHERE queue = 'audit' AND payload->>'entity' = 'order' AND (payload->>'entityId')::int = ANY(${orderIds}) ORDER BY id`
-    expect(audit!.data.entries.map((entry: { key: string }) => entry.key)).toEqual(
-      rows.map((row) => `outbox-${row.id}`),
-    )
+    expect(audit!.data.entries.map((entry: { entityId: number }) => entry.entityId)).toEqual([...batchIds, loneId])
+    const [loneRow] = await sql`
+      SELECT id FROM outbox WHERE queue = 'audit' AND payload->>'entity' = 'order' AND (payload->>'entityId')::int = ${loneId}`
+    // Each audit entry keeps a key of its own: a batch's by order, a lone row's by its outbox id.
+    expect(audit!.data.entries.map((entry: { key: string }) => entry.key)).toEqual([
+      ...batchIds.map((id) => `order-placed:${id}`),
+      `outbox-${loneRow!.id}`,
+    ])
   })
 })
 

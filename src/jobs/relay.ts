@@ -2,10 +2,12 @@ import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
 import {
+  type AuditJob,
   type AuditPayload,
   jobIdForOutboxRow,
   jobIdForOutboxRows,
   MAX_ROWS_PER_JOB,
+  type OrderConfirmationJob,
   type OrderConfirmationPayload,
   QUEUES,
   type QueueName,
@@ -16,13 +18,12 @@ import type { Queues } from './queues'
 type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
 
 /**
- * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB, named after the
- * rows they carry), so the worker handles a pass's orders in a few round trips; other rows go
- * one to a job.
+ * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB orders or entries,
+ * named after the rows they carry), so the worker handles a pass's orders in a few round trips.
+ * A row holds one order (a lone order, a cancellation, a product change) or a whole batch of
+ * orders (see orders/batch.ts). Other rows go one to a job.
  */
 function toJobs(queue: QueueName, rows: OutboxRow[]) {
-  const chunks = (size: number) =>
-    Array.from({ length: Math.ceil(rows.length / size) }, (_, i) => rows.slice(i * size, (i + 1) * size))
   const job = (chunk: OutboxRow[], data: unknown) => ({
     name: chunk[0]!.name,
     data,
@@ -30,26 +31,46 @@ function toJobs(queue: QueueName, rows: OutboxRow[]) {
   })
   switch (queue) {
     case QUEUES.orderConfirmation:
-      return chunks(MAX_ROWS_PER_JOB).map((chunk) =>
-        job(chunk, { orderIds: chunk.map((row) => (row.payload as OrderConfirmationPayload).orderId) }),
-      )
+      return chunked(rows, (row) => {
+        const payload = row.payload as OrderConfirmationPayload | OrderConfirmationJob
+        return 'orderIds' in payload ? payload.orderIds : [payload.orderId]
+      }).map(({ rows: chunk, items }) => job(chunk, { orderIds: items }))
     case QUEUES.audit:
-      return chunks(MAX_ROWS_PER_JOB).map((chunk) =>
-        job(chunk, {
-          entries: chunk.map((row) => ({ ...(row.payload as AuditPayload), key: jobIdForOutboxRow(row.id) })),
-        }),
-      )
+      return chunked(rows, (row) => {
+        const payload = row.payload as AuditPayload | AuditJob
+        return 'entries' in payload ? payload.entries : [{ ...payload, key: jobIdForOutboxRow(row.id) }]
+      }).map(({ rows: chunk, items }) => job(chunk, { entries: items }))
     default:
-      return chunks(1).map((chunk) => job(chunk, chunk[0]!.payload))
+      return rows.map((row) => job([row], row.payload))
   }
+}
+
+/** How many orders or audit entries a job carries (1 for any other job). */
+const itemCount = (data: unknown) => {
+  const payload = data as { orderIds?: unknown[]; entries?: unknown[] }
+  return payload.orderIds?.length ?? payload.entries?.length ?? 1
+}
+
+/** Consecutive rows grouped so that no group carries more than MAX_ROWS_PER_JOB items. */
+function chunked<T>(rows: OutboxRow[], itemsOf: (row: OutboxRow) => T[]) {
+  const groups: { rows: OutboxRow[]; items: T[] }[] = []
+  for (const row of rows) {
+    const items = itemsOf(row)
+    const last = groups.at(-1)
+    if (last && last.items.length + items.length <= MAX_ROWS_PER_JOB) {
+      last.rows.push(row)
+      last.items.push(...items)
+    } else groups.push({ rows: [row], items: [...items] })
+  }
+  return groups
 }
 
 export type RelayOptions = {
   batchSize?: number
   pollIntervalMs?: number
   redisTimeoutMs?: number
-  /** The wait before a pass, per row the previous pass moved (adaptive batching), and its bounds. */
-  coalesceMsPerRow?: number
+  /** The wait before a pass, per job item (order or audit entry) the previous pass moved, and its bounds. */
+  coalesceMsPerItem?: number
   minCoalesceMs?: number
   maxCoalesceMs?: number
 }
@@ -63,10 +84,11 @@ export class OutboxRelay {
   private readonly batchSize: number
   private readonly pollIntervalMs: number
   private readonly redisTimeoutMs: number
-  private readonly coalesceMsPerRow: number
+  private readonly coalesceMsPerItem: number
   private readonly minCoalesceMs: number
   private readonly maxCoalesceMs: number
-  private lastBatchRows = 0
+  private lastPassItems = 0
+  private itemsMoved = 0
   private scheduled: ReturnType<typeof setTimeout> | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   private unsubscribe: (() => void) | undefined
@@ -82,7 +104,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 500
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000
     this.redisTimeoutMs = options.redisTimeoutMs ?? 3_000
-    this.coalesceMsPerRow = options.coalesceMsPerRow ?? 2
+    this.coalesceMsPerItem = options.coalesceMsPerItem ?? 2
     this.minCoalesceMs = options.minCoalesceMs ?? 2
     this.maxCoalesceMs = options.maxCoalesceMs ?? 250
   }
@@ -103,7 +125,10 @@ export class OutboxRelay {
    */
   wake() {
     if (this.stopped || this.scheduled) return
-    const delay = Math.min(this.maxCoalesceMs, Math.max(this.minCoalesceMs, this.lastBatchRows * this.coalesceMsPerRow))
+    const delay = Math.min(
+      this.maxCoalesceMs,
+      Math.max(this.minCoalesceMs, this.lastPassItems * this.coalesceMsPerItem),
+    )
     this.scheduled = setTimeout(() => {
       this.scheduled = undefined
       this.drainNow()
@@ -140,9 +165,10 @@ export class OutboxRelay {
   private async drain() {
     try {
       let moved = 0
+      this.itemsMoved = 0
       do moved = await this.relayBatch()
       while (moved === this.batchSize)
-      this.lastBatchRows = moved
+      this.lastPassItems = this.itemsMoved
       if (this.failing) logger.info('outbox relay: Redis is back, relaying again')
       this.failing = false
     } catch (error) {
@@ -159,9 +185,15 @@ export class OutboxRelay {
         WHERE sent_at IS NULL ORDER BY id LIMIT ${this.batchSize}
         FOR UPDATE SKIP LOCKED`
       if (!rows.length) return 0
-      const byQueue = Map.groupBy(rows, (row) => row.queue)
+      const jobs = [...Map.groupBy(rows, (row) => row.queue)].map(
+        ([queue, queued]) => [queue, toJobs(queue, queued)] as const,
+      )
+      this.itemsMoved += jobs.reduce(
+        (sum, [, queued]) => sum + queued.reduce((n, job) => n + itemCount(job.data), 0),
+        0,
+      )
       await withTimeout(
-        Promise.all([...byQueue].map(([queue, queued]) => this.queues[queue].addBulk(toJobs(queue, queued)))),
+        Promise.all(jobs.map(([queue, queued]) => this.queues[queue].addBulk(queued))),
         this.redisTimeoutMs,
         `Redis did not answer within ${this.redisTimeoutMs} ms`,
       )

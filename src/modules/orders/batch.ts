@@ -1,7 +1,7 @@
-import type { ReservedSql } from 'postgres'
+import type { TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
-import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
+import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../jobs/definitions'
 import { conflict, HttpError, notFound } from '../../lib/errors'
 import type { Order } from './model'
 
@@ -40,30 +40,17 @@ const keyOf = (request: OrderRequest) => `${request.userId}\u0000${request.idemp
  * each order is all or nothing on its own, stock goes to the earlier orders first, and an
  * order that cannot be served (404/409) leaves its neighbours alone.
  *
- * Two round trips when no order has an Idempotency-Key: BEGIN travels with the statement that
- * locks the batch's products (in id order) and reserves order ids, and COMMIT with the one
- * statement that writes everything. Keys are claimed in a round trip of their own, before the
- * products. Locks are taken in one global order (keys sorted, then products by id), so
+ * Inside the transaction: claim the Idempotency-Keys (only when some order has one), lock the
+ * batch's products in id order and reserve order ids (one round trip), then one statement that
+ * writes everything. Locks are taken in one global order (keys sorted, then products by id), so
  * concurrent batches queue behind each other instead of deadlocking.
  */
 export async function placeOrderBatch(requests: OrderRequest[]): Promise<OrderOutcome[]> {
-  return retryOnConflict(async () => {
-    const connection = await sql.reserve()
-    try {
-      return await placeInTransaction(connection, requests)
-    } catch (error) {
-      await connection`ROLLBACK`.catch(() => {})
-      throw error
-    } finally {
-      connection.release()
-    }
-  })
+  return retryOnConflict(() => sql.begin((tx) => placeInTransaction(tx, requests)))
 }
 
-async function placeInTransaction(tx: ReservedSql, requests: OrderRequest[]): Promise<OrderOutcome[]> {
+async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]): Promise<OrderOutcome[]> {
   const outcomes: (OrderOutcome | undefined)[] = Array.from({ length: requests.length }, () => undefined)
-  // Sent with the next statement, not on its own: postgres.js pipelines a connection's queries.
-  const begin = tx`BEGIN`.execute()
 
   // A key seen twice in one batch: the later request waits for the first one's outcome.
   const leaders = new Map<string, number>()
@@ -89,14 +76,13 @@ async function placeInTransaction(tx: ReservedSql, requests: OrderRequest[]): Pr
   const toPlace = requests.flatMap((_, index) => (outcomes[index] || followerOf[index] !== undefined ? [] : [index]))
   const productIds = [...new Set(toPlace.flatMap((index) => requests[index]!.productIds))].sort((a, b) => a - b)
   // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
-  const [, locked, reservedIds] = await Promise.all([
-    begin,
+  const [locked, reservedIds] = await Promise.all([
     tx<(LockedProduct & { now: string })[]>`
       SELECT id, name, price_cents, inventory, is_active, to_char(now() AT TIME ZONE 'UTC', ${ISO_8601}) AS now
       FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
-      ORDER BY id FOR UPDATE`.execute(),
+      ORDER BY id FOR UPDATE`,
     tx<{ id: number }[]>`
-      SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`.execute(),
+      SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`,
   ])
   const products = new Map(locked.map((product) => [product.id, product]))
   const now = locked[0]?.now ?? new Date().toISOString()
@@ -135,8 +121,7 @@ async function placeInTransaction(tx: ReservedSql, requests: OrderRequest[]): Pr
     outcomes[index] = { kind: 'placed', order }
   }
 
-  // COMMIT goes with the write: if the write fails, Postgres turns it into a rollback.
-  await Promise.all([writeBatch(tx, requests, placed, outcomes, keyed), tx`COMMIT`.execute()])
+  await writeBatch(tx, requests, placed, outcomes, keyed)
 
   // Duplicates inside the batch get what their first request got.
   return outcomes.map((outcome, index) => {
@@ -156,7 +141,7 @@ async function placeInTransaction(tx: ReservedSql, requests: OrderRequest[]): Pr
  * Claims each (user, key) of the batch; a key held by a transaction still running elsewhere is
  * waited for. Returns the keys already used, with what they stored. A key past the window is new.
  */
-async function claimKeys(tx: ReservedSql, requests: OrderRequest[], keyed: number[]) {
+async function claimKeys(tx: TransactionSql, requests: OrderRequest[], keyed: number[]) {
   const users = keyed.map((index) => requests[index]!.userId)
   const keys = keyed.map((index) => requests[index]!.idempotencyKey!)
   const hashes = keyed.map((index) => requests[index]!.requestHash!)
@@ -198,12 +183,12 @@ function refuse(request: OrderRequest, products: Map<number, LockedProduct>): Or
 }
 
 /**
- * One statement for the whole batch: take the stock, insert the orders, their lines and their
- * outbox jobs, store the keyed orders' responses and release the keys of refused orders (so a
+ * One statement for the whole batch: take the stock, insert the orders, their lines and the
+ * batch's two outbox jobs (one confirmation and one audit job for all its orders), store the keyed orders' responses and release the keys of refused orders (so a
  * retry with the same key is a new attempt, as when a single order fails).
  */
 async function writeBatch(
-  tx: ReservedSql,
+  tx: TransactionSql,
   requests: OrderRequest[],
   placed: { index: number; order: Order }[],
   outcomes: (OrderOutcome | undefined)[],
@@ -216,6 +201,20 @@ async function writeBatch(
   const stored = placed.filter(({ index }) => requests[index]!.idempotencyKey)
   const released = keyed.filter((index) => outcomes[index]?.kind === 'rejected')
   if (!placed.length && !released.length) return
+  const confirmations: OrderConfirmationJob = { orderIds: placed.map(({ order }) => order.id) }
+  const audits: AuditJob = {
+    entries: placed.map(({ order }) => ({
+      key: `order-placed:${order.id}`,
+      actorId: order.user_id,
+      action: 'order.placed',
+      entity: 'order',
+      entityId: order.id,
+      details: {
+        totalCents: order.total_cents,
+        items: order.items.map((item) => ({ productId: item.product_id, quantity: item.quantity })),
+      },
+    })),
+  }
 
   await tx`
     WITH taken AS (
@@ -234,21 +233,16 @@ async function writeBatch(
       SELECT * FROM unnest(${lines.map((l) => l.orderId)}::int[], ${lines.map((l) => l.product_id)}::int[],
         ${lines.map((l) => l.name)}::text[], ${lines.map((l) => l.unit_price_cents)}::int[],
         ${lines.map((l) => l.quantity)}::int[], ${lines.map((l) => l.line_total_cents)}::bigint[])
-      RETURNING order_id, product_id, quantity
     ),
-    -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
+    -- The batch's post-order jobs, two outbox rows for all its orders, in the same transaction:
+    -- they exist if and only if the orders do.
     jobs AS (
       INSERT INTO outbox (queue, name, payload)
-      SELECT job.queue, job.name, job.payload FROM placed o
-      CROSS JOIN LATERAL (VALUES
-        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, jsonb_build_object('orderId', o.id)),
-        (${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
-          'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
-          'details', jsonb_build_object('totalCents', o.total_cents, 'items',
-            (SELECT jsonb_agg(jsonb_build_object('productId', l.product_id, 'quantity', l.quantity) ORDER BY l.product_id)
-             FROM lines l WHERE l.order_id = o.id))))
+      SELECT * FROM (VALUES
+        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, ${JSON.stringify(confirmations)}::jsonb),
+        (${QUEUES.audit}, ${JOB_NAMES.audit}, ${JSON.stringify(audits)}::jsonb)
       ) AS job(queue, name, payload)
-      ORDER BY o.id
+      WHERE ${placed.length}::int > 0
     ),
     responses AS (
       UPDATE idempotency_keys k SET response_status = 201, response_body = r.body, order_id = r.order_id
