@@ -79,12 +79,16 @@ function loadBoard(): Promise<Board> {
 
 /** Bull Board at /admin/queues, for admins only (HTTP basic auth). */
 export const queueDashboard = new Elysia({ name: 'queue-dashboard' })
-  .onRequest(async ({ request, server }) => {
+  // Runs on every request: other paths leave at a string check, without a promise.
+  .onRequest(({ request, server }) => {
+    if (!request.url.includes(DASHBOARD_PATH)) return
     const path = new URL(request.url).pathname
     if (path !== DASHBOARD_PATH && !path.startsWith(`${DASHBOARD_PATH}/`)) return
-    if (await isAdmin(request, server)) return
-    logger.debug({ path }, 'queue dashboard: credentials refused')
-    return challenge()
+    return isAdmin(request, server).then((admin) => {
+      if (admin) return
+      logger.debug({ path }, 'queue dashboard: credentials refused')
+      return challenge()
+    })
   })
   .all(DASHBOARD_PATH, async ({ request }) => (await loadBoard()).handle(request), { detail: { hide: true } })
   .all(`${DASHBOARD_PATH}/*`, async ({ request }) => (await loadBoard()).handle(request), { detail: { hide: true } })

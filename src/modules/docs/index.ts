@@ -53,8 +53,10 @@ export const docsRoutes = new Elysia({ name: 'docs' })
   // @elysiajs/swagger's own page loads Swagger UI from unpkg with an inline script; this one
   // answers /swagger and /swagger/ before routing reaches it.
   .onRequest(({ request, set }) => {
+    // Runs on every request: the cheap checks first.
+    if (request.method !== 'GET' || !request.url.includes(DOCS_PATH)) return
     const { pathname } = new URL(request.url)
-    if (request.method !== 'GET' || (pathname !== DOCS_PATH && pathname !== `${DOCS_PATH}/`)) return
+    if (pathname !== DOCS_PATH && pathname !== `${DOCS_PATH}/`) return
     return new Response(page, { headers: { ...(set.headers as Record<string, string>), ...pageHeaders } })
   })
   .onAfterHandle({ as: 'global' }, ({ path, response }) =>
