@@ -59,7 +59,15 @@ describe('post-order jobs', () => {
     const order = await placeOrder()
     expect(order.status).toBe('pending')
     expect(await waitFor(async () => (await statusOf(order.id)) === 'confirmed')).toBe(true)
-    expect(await waitFor(async () => (await auditsFor('order', order.id)) === 1)).toBe(true)
+    expect(await waitFor(async () => (await auditsFor('order', order.id, 'order.placed')) === 1)).toBe(true)
+    // The confirmation is a transition of its own: audited, and in the history with no actor.
+    expect(await waitFor(async () => (await auditsFor('order', order.id, 'order.confirmed')) === 1)).toBe(true)
+    const history =
+      await sql`SELECT from_status, to_status, actor_id FROM order_status_history WHERE order_id = ${order.id} ORDER BY id`
+    expect([...history]).toEqual([
+      { from_status: null, to_status: 'pending', actor_id: customer.user.id },
+      { from_status: 'pending', to_status: 'confirmed', actor_id: null },
+    ])
     expect(await notificationsFor(order.id)).toBe(1)
     const [notification] =
       await sql`SELECT recipient, subject, transport FROM notifications WHERE order_id = ${order.id}`
@@ -95,7 +103,7 @@ describe('post-order jobs', () => {
 
   test('a job run twice leaves one notification and one audit row, and sends once', async () => {
     const order = await placeOrder()
-    await waitFor(async () => (await statusOf(order.id)) === 'confirmed' && (await auditsFor('order', order.id)) === 1)
+    await waitFor(async () => (await statusOf(order.id)) === 'confirmed' && (await auditsFor('order', order.id)) === 2)
     const sentBefore = mailer.sent.length
     await confirmOrder({ orderId: order.id }, mailer)
     await confirmOrder({ orderId: order.id }, mailer)
@@ -111,7 +119,10 @@ describe('post-order jobs', () => {
     await writeAudit(payload, audit!.job_key)
     expect(mailer.sent.length).toBe(sentBefore)
     expect(await notificationsFor(order.id)).toBe(1)
-    expect(await auditsFor('order', order.id)).toBe(1)
+    expect(await auditsFor('order', order.id)).toBe(2) // placed and confirmed
+    expect(
+      await countWhere(sql`SELECT count(*)::int AS count FROM order_status_history WHERE order_id = ${order.id}`),
+    ).toBe(2)
   })
 
   describe('the confirmation is claimed before it is sent', () => {
@@ -315,7 +326,7 @@ describe('queue operations', () => {
     const api = await call('GET', '/admin/queues/api/queues', { headers: basic(adminRow!.email, 'admin-password') })
     expect(api.status).toBe(200)
     expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
-      [QUEUES.audit, QUEUES.housekeeping, QUEUES.orderConfirmation].sort(),
+      [QUEUES.audit, QUEUES.housekeeping, QUEUES.orderConfirmation, QUEUES.orderNotification].sort(),
     )
   })
 

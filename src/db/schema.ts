@@ -19,7 +19,14 @@ const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull(
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow()
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
-export const orderStatus = pgEnum('order_status', ['pending', 'confirmed', 'cancelled'])
+export const orderStatus = pgEnum('order_status', [
+  'pending',
+  'confirmed',
+  'processing',
+  'shipped',
+  'delivered',
+  'cancelled',
+])
 
 export const users = pgTable(
   'users',
@@ -69,6 +76,11 @@ export const orders = pgTable(
     status: orderStatus('status').notNull().default('pending'),
     // 50 lines x 1000 units x int4 prices overflows int4; bigint stays exact well below 2^53.
     totalCents: bigint('total_cents', { mode: 'number' }).notNull(),
+    // Set when the order is shipped (the shipment) and delivered.
+    carrier: varchar('carrier', { length: 100 }),
+    trackingNumber: varchar('tracking_number', { length: 100 }),
+    shippedAt: timestamp('shipped_at', { withTimezone: true }),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -77,6 +89,43 @@ export const orders = pgTable(
     index('orders_user_id_idx').on(table.userId, table.id),
     index('orders_status_idx').on(table.status, table.id),
   ],
+)
+
+/**
+ * Every status an order has been in, written in the same transaction as each change: the
+ * placement first (from null), then each transition. A null actor is the worker.
+ */
+export const orderStatusHistory = pgTable(
+  'order_status_history',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    orderId: integer('order_id')
+      .notNull()
+      .references(() => orders.id, { onDelete: 'cascade' }),
+    fromStatus: orderStatus('from_status'),
+    toStatus: orderStatus('to_status').notNull(),
+    actorId: integer('actor_id').references(() => users.id, { onDelete: 'set null' }),
+    actorRole: userRole('actor_role'),
+    note: varchar('note', { length: 500 }),
+    createdAt: createdAt(),
+  },
+  (table) => [index('order_status_history_order_id_idx').on(table.orderId, table.id)],
+)
+
+/**
+ * What happened to orders, for subscribers outside the service (outbound webhooks deliver
+ * these): written in the same transaction as the change, one row per event.
+ */
+export const events = pgTable(
+  'events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    type: varchar('type', { length: 64 }).notNull(),
+    orderId: integer('order_id').references(() => orders.id, { onDelete: 'cascade' }),
+    payload: jsonb('payload').notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (table) => [index('events_order_id_idx').on(table.orderId)],
 )
 
 export const orderItems = pgTable(

@@ -7,6 +7,7 @@ import { enumOf } from '../lib/model'
 export const QUEUES = {
   orderConfirmation: 'order-confirmation',
   audit: 'audit',
+  orderNotification: 'order-notification',
   housekeeping: 'housekeeping',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
@@ -14,6 +15,7 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 export const JOB_NAMES = {
   orderConfirmation: 'order.confirmation',
   audit: 'audit',
+  orderNotification: 'order.notification',
   housekeeping: 'housekeeping',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
@@ -29,6 +31,10 @@ export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
 export const AuditAction = enumOf([
   'order.placed',
+  'order.confirmed',
+  'order.processing',
+  'order.shipped',
+  'order.delivered',
   'order.cancelled',
   'product.created',
   'product.updated',
@@ -43,6 +49,13 @@ export const AuditPayload = t.Object({
   details: t.Record(t.String(), t.Unknown()),
 })
 export type AuditPayload = Static<typeof AuditPayload>
+
+/** A message to the customer about a change of their order after confirmation. */
+export const OrderNotificationPayload = t.Object({
+  orderId: t.Integer({ minimum: 1 }),
+  kind: t.Union([t.Literal('shipped'), t.Literal('delivered')]),
+})
+export type OrderNotificationPayload = Static<typeof OrderNotificationPayload>
 
 /** The most outbox rows one job carries. */
 export const MAX_ROWS_PER_JOB = 100

@@ -4,100 +4,176 @@ import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
 import { deleteRelayedOutboxRows } from './outbox'
-import type { AuditEntry, AuditPayload } from './definitions'
-import type { Mailer } from './mailer'
+import { fromStatuses } from '../modules/orders/lifecycle'
+import { type AuditEntry, type AuditPayload, JOB_NAMES, type OrderNotificationPayload, QUEUES } from './definitions'
+import type { Mailer, Message } from './mailer'
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
 
 const formatCents = (cents: number) => `${(cents / 100).toFixed(2)}`
-const dedupeKey = (orderId: number) => `order-confirmation:${orderId}`
 
-/** An order whose confirmation could not be done in this run; `final` ones are never retried. */
+/** An order whose message could not be sent in this run; `final` ones are never retried. */
 export type ConfirmationFailure = { orderId: number; error: Error; final: boolean }
 
+type Outgoing = { dedupeKey: string; orderId: number; userId: number; message: Message }
+
 /**
- * Sends each order's confirmation once and moves the orders pending → confirmed, in a few
- * set-based statements for the whole list.
- *
- * A notification row is claimed before its message goes out and marked sent right after, so a
- * second run (retry, re-relay, or a stalled job picked up while the first run is still alive)
- * never sends again. A claim left by a run that died before sending is taken over once it is
- * older than a job lock. Orders that fail (a live claim elsewhere, a failed send, a missing
- * order) are returned, and the others are confirmed regardless.
+ * Sends each message at most once, whatever runs at the same time. A notification row is
+ * claimed before its message goes out and marked sent right after, so a second run (retry,
+ * re-relay, or a stalled job picked up while the first run is still alive) never sends again.
+ * A claim left by a run that died before sending is taken over once it is older than a job
+ * lock; a failed send releases its claim, so that a retry may send at once.
+ */
+async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
+  const byKey = new Map(outgoing.map((item) => [item.dedupeKey, item]))
+  const claimed = await sql<{ id: number; dedupe_key: string }[]>`
+    INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
+    SELECT * FROM unnest(${outgoing.map((o) => o.dedupeKey)}::text[], ${outgoing.map((o) => o.userId)}::int[],
+      ${outgoing.map((o) => o.orderId)}::int[], ${outgoing.map(() => mailer.transport)}::text[],
+      ${outgoing.map((o) => o.message.to)}::text[], ${outgoing.map((o) => o.message.subject)}::text[],
+      ${outgoing.map((o) => o.message.text)}::text[])
+    ON CONFLICT (dedupe_key) DO UPDATE SET claimed_at = now()
+      WHERE notifications.sent_at IS NULL
+        AND notifications.claimed_at < now() - make_interval(secs => ${config.WORKER_LOCK_DURATION_MS / 1000})
+    RETURNING id, dedupe_key`
+
+  const delivered = await Promise.allSettled(
+    claimed.map((claim) => mailer.deliver(byKey.get(claim.dedupe_key)!.message)),
+  )
+  const sent = claimed.filter((_, i) => delivered[i]!.status === 'fulfilled')
+  const unsent = claimed.filter((_, i) => delivered[i]!.status === 'rejected')
+  const failures: ConfirmationFailure[] = unsent.map((claim) => ({
+    orderId: byKey.get(claim.dedupe_key)!.orderId,
+    error: (delivered[claimed.indexOf(claim)] as PromiseRejectedResult).reason as Error,
+    final: false,
+  }))
+
+  const claimedKeys = new Set(claimed.map((claim) => claim.dedupe_key))
+  const notClaimed = outgoing.filter((item) => !claimedKeys.has(item.dedupeKey))
+  const alreadySentKeys = notClaimed.length
+    ? new Set(
+        (
+          await sql<{ dedupe_key: string }[]>`
+            SELECT dedupe_key FROM notifications
+            WHERE dedupe_key = ANY(${notClaimed.map((item) => item.dedupeKey)}::text[]) AND sent_at IS NOT NULL`
+        ).map((row) => row.dedupe_key),
+      )
+    : new Set<string>()
+  for (const item of notClaimed)
+    if (!alreadySentKeys.has(item.dedupeKey))
+      failures.push({
+        orderId: item.orderId,
+        error: new Error(`Order ${item.orderId}: its message is being sent by another run`),
+        final: false,
+      })
+
+  await sql`
+    WITH sent AS (
+      UPDATE notifications SET sent_at = now() WHERE id = ANY(${sent.map((claim) => claim.id)}::int[])
+    )
+    UPDATE notifications SET claimed_at = '-infinity' WHERE id = ANY(${unsent.map((claim) => claim.id)}::int[])`
+  return {
+    sent: sent.map((claim) => byKey.get(claim.dedupe_key)!.orderId),
+    alreadySent: [...alreadySentKeys].map((key) => byKey.get(key)!.orderId),
+    failures,
+  }
+}
+
+/**
+ * Sends each order's confirmation once (see sendOnce) and moves the orders pending →
+ * confirmed, in a few set-based statements for the whole list: the status change, its
+ * history entry (no actor: the worker), its event and its audit are one statement. Orders that
+ * fail (a live claim elsewhere, a failed send, a missing order) are returned, and the others
+ * are confirmed regardless. A cancellation that got there first wins: nothing is sent.
  */
 export async function confirmOrders(orderIds: number[], mailer: Mailer) {
-  const failures: ConfirmationFailure[] = []
   const orders = await sql<OrderForConfirmation[]>`
     SELECT o.id, o.status, o.total_cents, u.id AS user_id, u.email
     FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ANY(${orderIds}::int[]) ORDER BY o.id`
   const found = new Set(orders.map((order) => order.id))
-  for (const orderId of orderIds)
-    if (!found.has(orderId))
-      failures.push({ orderId, error: new Error(`Order ${orderId} does not exist`), final: true })
+  const missing: ConfirmationFailure[] = orderIds
+    .filter((orderId) => !found.has(orderId))
+    .map((orderId) => ({ orderId, error: new Error(`Order ${orderId} does not exist`), final: true }))
 
-  // A cancellation that got there first wins: nothing is sent for a cancelled order.
   const open = orders.filter((order) => order.status !== 'cancelled')
-  const messages = new Map(
-    open.map((order) => [
-      order.id,
-      {
+  const { sent, alreadySent, failures } = await sendOnce(
+    open.map((order) => ({
+      dedupeKey: `order-confirmation:${order.id}`,
+      orderId: order.id,
+      userId: order.user_id,
+      message: {
         to: order.email,
         subject: `Your order #${order.id} is confirmed`,
         text: `Thank you for your order #${order.id}. Total: ${formatCents(Number(order.total_cents))}.`,
       },
-    ]),
+    })),
+    mailer,
   )
-  const claimed = await sql<{ id: number; order_id: number }[]>`
-    INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
-    SELECT * FROM unnest(${open.map((o) => dedupeKey(o.id))}::text[], ${open.map((o) => o.user_id)}::int[],
-      ${open.map((o) => o.id)}::int[], ${open.map(() => mailer.transport)}::text[],
-      ${open.map((o) => messages.get(o.id)!.to)}::text[], ${open.map((o) => messages.get(o.id)!.subject)}::text[],
-      ${open.map((o) => messages.get(o.id)!.text)}::text[])
-    ON CONFLICT (dedupe_key) DO UPDATE SET claimed_at = now()
-      WHERE notifications.sent_at IS NULL
-        AND notifications.claimed_at < now() - make_interval(secs => ${config.WORKER_LOCK_DURATION_MS / 1000})
-    RETURNING id, order_id`
 
-  const delivered = await Promise.allSettled(claimed.map((claim) => mailer.deliver(messages.get(claim.order_id)!)))
-  const sent = claimed.filter((_, i) => delivered[i]!.status === 'fulfilled')
-  const unsent = claimed.filter((_, i) => delivered[i]!.status === 'rejected')
-  for (const [i, claim] of claimed.entries()) {
-    const result = delivered[i]!
-    if (result.status === 'rejected')
-      failures.push({ orderId: claim.order_id, error: result.reason as Error, final: false })
-  }
-
-  const claimedIds = new Set(claimed.map((claim) => claim.order_id))
-  const notClaimed = open.filter((order) => !claimedIds.has(order.id)).map((order) => order.id)
-  const alreadySent = notClaimed.length
-    ? (
-        await sql<{ order_id: number }[]>`
-          SELECT order_id FROM notifications WHERE dedupe_key = ANY(${notClaimed.map(dedupeKey)}::text[]) AND sent_at IS NOT NULL`
-      ).map((row) => row.order_id)
-    : []
-  const sentElsewhere = new Set(alreadySent)
-  for (const orderId of notClaimed)
-    if (!sentElsewhere.has(orderId))
-      failures.push({
-        orderId,
-        error: new Error(`Order ${orderId}: its confirmation is being sent by another run`),
-        final: false,
-      })
-
-  // Sends recorded, claims of failed sends released (so a retry may send at once), and the
-  // orders confirmed: conditional on the status, so a cancellation is never overwritten.
-  const confirmed = [...sent.map((claim) => claim.order_id), ...alreadySent]
-  await sql`
-    WITH sent AS (
-      UPDATE notifications SET sent_at = now() WHERE id = ANY(${sent.map((claim) => claim.id)}::int[])
+  // Conditional on the status, so a later status (a cancellation) is never overwritten.
+  const [{ confirmed } = { confirmed: 0 }] = await sql<{ confirmed: number }[]>`
+    WITH confirmed AS (
+      UPDATE orders SET status = 'confirmed', updated_at = now()
+      WHERE id = ANY(${[...sent, ...alreadySent]}::int[]) AND status = ANY(${fromStatuses('confirmed', 'worker')}::order_status[])
+      RETURNING id, user_id
     ),
-    released AS (
-      UPDATE notifications SET claimed_at = '-infinity' WHERE id = ANY(${unsent.map((claim) => claim.id)}::int[])
+    history AS (
+      INSERT INTO order_status_history (order_id, from_status, to_status) SELECT id, 'pending', 'confirmed' FROM confirmed
+    ),
+    events_written AS (
+      INSERT INTO events (type, order_id, payload)
+      SELECT 'order.confirmed', id, jsonb_build_object('orderId', id, 'status', 'confirmed', 'previousStatus', 'pending')
+      FROM confirmed
+    ),
+    audits AS (
+      INSERT INTO outbox (queue, name, payload)
+      SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object('entries', jsonb_agg(jsonb_build_object(
+        'key', 'order-confirmed:' || id, 'actorId', NULL, 'action', 'order.confirmed', 'entity', 'order',
+        'entityId', id, 'details', jsonb_build_object('from', 'pending')) ORDER BY id))
+      FROM confirmed HAVING count(*) > 0
     )
-    UPDATE orders SET status = 'confirmed', updated_at = now()
-    WHERE id = ANY(${confirmed}::int[]) AND status = 'pending'`
-  logger.debug({ orders: orderIds.length, sent: sent.length, failed: failures.length }, 'orders confirmed')
-  return { sent: sent.length, alreadySent: alreadySent.length, skipped: orders.length - open.length, failures }
+    SELECT count(*)::int AS confirmed FROM confirmed`
+  logger.debug({ orders: orderIds.length, sent: sent.length, confirmed }, 'orders confirmed')
+  return {
+    sent: sent.length,
+    alreadySent: alreadySent.length,
+    skipped: orders.length - open.length,
+    failures: [...missing, ...failures],
+  }
+}
+
+const NOTIFICATIONS = {
+  shipped: (order: { id: number; carrier: string | null; tracking_number: string | null }) => ({
+    subject: `Your order #${order.id} has shipped`,
+    text: `Your order #${order.id} is on its way with ${order.carrier}, tracking number ${order.tracking_number}.`,
+  }),
+  delivered: (order: { id: number }) => ({
+    subject: `Your order #${order.id} has been delivered`,
+    text: `Your order #${order.id} has been delivered. Thank you for shopping with us.`,
+  }),
+}
+
+/** Tells the customer their order has shipped or been delivered, once (see sendOnce). */
+export async function notifyOrder({ orderId, kind }: OrderNotificationPayload, mailer: Mailer) {
+  const [order] = await sql<
+    { id: number; user_id: number; email: string; carrier: string | null; tracking_number: string | null }[]
+  >`
+    SELECT o.id, o.user_id, u.email, o.carrier, o.tracking_number
+    FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ${orderId}`
+  if (!order) throw new UnrecoverableError(`Order ${orderId} does not exist`)
+  const { failures, sent } = await sendOnce(
+    [
+      {
+        dedupeKey: `order-${kind}:${orderId}`,
+        orderId,
+        userId: order.user_id,
+        message: { to: order.email, ...NOTIFICATIONS[kind](order) },
+      },
+    ],
+    mailer,
+  )
+  if (failures[0]) throw failures[0].error
+  return { outcome: sent.length ? 'sent' : 'already sent' }
 }
 
 /** One order's confirmation, failing as BullMQ expects when it cannot be done now. */

@@ -11,9 +11,10 @@ import {
   JOB_NAMES,
   OrderConfirmationJob,
   OrderConfirmationPayload,
+  OrderNotificationPayload,
   QUEUES,
 } from './definitions'
-import { confirmOrders, housekeeping, writeAudits } from './handlers'
+import { confirmOrders, housekeeping, notifyOrder, writeAudits } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection, logRedisErrors } from '../lib/redis'
@@ -106,6 +107,11 @@ export function startWorkers(options: WorkerOptions) {
   const workers = [
     new Worker(QUEUES.orderConfirmation, confirmationBatch, common),
     new Worker(QUEUES.audit, auditBatch, common),
+    new Worker(
+      QUEUES.orderNotification,
+      (job) => notifyOrder(checked(job, OrderNotificationPayload, OrderNotificationPayload), options.mailer),
+      common,
+    ),
     new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
   ]
   // Upserted by every worker under one id: one schedule for the whole cluster, shown in Bull Board.

@@ -17,7 +17,12 @@ const DATABASE_UNAVAILABLE = new Set([
   '53300', // too_many_connections
 ])
 
-type Failure = { status: number; error: string; details?: { path: string; message: string }[] }
+type Failure = {
+  status: number
+  error: string
+  details?: { path: string; message: string }[]
+  extra?: Record<string, unknown>
+}
 
 const truncate = (text: string, max = 200) => (text.length > max ? `${text.slice(0, max)}…` : text)
 
@@ -37,7 +42,7 @@ function describeValidation(error: ValidationError): Failure {
 
 /** Maps every failure to the contract's status code and a `{"error": ...}` body. */
 export function describeFailure(code: string | number, error: unknown): Failure {
-  if (error instanceof HttpError) return { status: error.status, error: error.message }
+  if (error instanceof HttpError) return { status: error.status, error: error.message, extra: error.extra }
   // Elysia wraps what a parse hook throws (e.g. the body-size 413) in its own ParseError.
   if (code === 'PARSE' && error instanceof Error && error.cause instanceof HttpError)
     return { status: error.cause.status, error: error.cause.message }
@@ -78,6 +83,7 @@ export const errorHandler = new Elysia({ name: 'error-handler' }).onError(
     if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
     set.status = failure.status
     set.headers['content-type'] = 'application/json; charset=utf-8'
-    return failure.details ? { error: failure.error, details: failure.details } : { error: failure.error }
+    if (failure.details) return { error: failure.error, details: failure.details }
+    return failure.extra ? { error: failure.error, ...failure.extra } : { error: failure.error }
   },
 )

@@ -137,9 +137,49 @@ export interface paths {
         put?: never;
         /**
          * Cancel an order (its owner or an admin)
-         * @description Only from `pending` or `confirmed`; its units go back to stock exactly once. Cancelling again → 409.
+         * @description The owner while `pending` or `confirmed`; an admin also while `processing`; never once shipped. Its units go back to stock exactly once. Otherwise 409 with the current `status` and the statuses an admin can move the order to now (`allowed`).
          */
         post: operations["postApiOrdersByIdCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orders/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every status of an order, oldest first (its owner or an admin)
+         * @description The first entry is the placement (`from_status` null); `actor` is null for the worker.
+         */
+        get: operations["getApiOrdersByIdHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orders/{id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move an order on: processing, shipped, delivered (admin)
+         * @description `confirmed` → `processing` → `shipped` (with `carrier` and `tracking_number`) → `delivered`. A move the lifecycle does not allow from the current status → 409 with the current `status` and the statuses an admin can move the order to now (`allowed`). Of concurrent identical moves exactly one succeeds.
+         */
+        post: operations["postApiOrdersByIdStatus"];
         delete?: never;
         options?: never;
         head?: never;
@@ -304,6 +344,13 @@ export interface operations {
                                 failed: number;
                                 waiting: number;
                             };
+                            "order-notification": {
+                                active: number;
+                                completed: number;
+                                delayed: number;
+                                failed: number;
+                                waiting: number;
+                            };
                         };
                     };
                 };
@@ -363,7 +410,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: "order-confirmation" | "audit" | "housekeeping";
+                queue: "order-confirmation" | "audit" | "order-notification" | "housekeeping";
             };
             cookie?: never;
         };
@@ -682,7 +729,7 @@ export interface operations {
                  */
                 page?: string;
                 /** @description Only orders in this status */
-                status?: "pending" | "confirmed" | "cancelled";
+                status?: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                 /**
                  * @description Only orders of this user
                  * @example 1
@@ -705,6 +752,7 @@ export interface operations {
                         data: {
                             /** Format: date-time */
                             created_at: string;
+                            delivered_at: string | null;
                             id: number;
                             items: {
                                 line_total_cents: number;
@@ -715,7 +763,14 @@ export interface operations {
                                 /** @description Price when the order was placed */
                                 unit_price_cents: number;
                             }[];
-                            status: "pending" | "confirmed" | "cancelled";
+                            /** @description Set when the order is shipped */
+                            shipment: {
+                                carrier: string;
+                                /** Format: date-time */
+                                shipped_at: string;
+                                tracking_number: string;
+                            } | null;
+                            status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                             total_cents: number;
                             /** Format: date-time */
                             updated_at: string;
@@ -814,6 +869,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        delivered_at: string | null;
                         id: number;
                         items: {
                             line_total_cents: number;
@@ -824,7 +880,14 @@ export interface operations {
                             /** @description Price when the order was placed */
                             unit_price_cents: number;
                         }[];
-                        status: "pending" | "confirmed" | "cancelled";
+                        /** @description Set when the order is shipped */
+                        shipment: {
+                            carrier: string;
+                            /** Format: date-time */
+                            shipped_at: string;
+                            tracking_number: string;
+                        } | null;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
                         updated_at: string;
@@ -954,6 +1017,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        delivered_at: string | null;
                         id: number;
                         items: {
                             line_total_cents: number;
@@ -964,7 +1028,14 @@ export interface operations {
                             /** @description Price when the order was placed */
                             unit_price_cents: number;
                         }[];
-                        status: "pending" | "confirmed" | "cancelled";
+                        /** @description Set when the order is shipped */
+                        shipment: {
+                            carrier: string;
+                            /** Format: date-time */
+                            shipped_at: string;
+                            tracking_number: string;
+                        } | null;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
                         updated_at: string;
@@ -1046,6 +1117,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        delivered_at: string | null;
                         id: number;
                         items: {
                             line_total_cents: number;
@@ -1056,7 +1128,14 @@ export interface operations {
                             /** @description Price when the order was placed */
                             unit_price_cents: number;
                         }[];
-                        status: "pending" | "confirmed" | "cancelled";
+                        /** @description Set when the order is shipped */
+                        shipment: {
+                            carrier: string;
+                            /** Format: date-time */
+                            shipped_at: string;
+                            tracking_number: string;
+                        } | null;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
                         updated_at: string;
@@ -1119,12 +1198,240 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description The statuses an admin can move this order to now */
+                        allowed: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled")[];
+                        error: string;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
+                    };
+                };
+            };
+        };
+    };
+    getApiOrdersByIdHistory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** @description null for the worker */
+                            actor: {
+                                id: number;
+                                role: "customer" | "admin";
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description null for the placement */
+                            from_status: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled") | null;
+                            note: string | null;
+                            to_status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
                         details?: {
                             message: string;
                             path: string;
                         }[];
                         /** @description Human readable message */
                         error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiOrdersByIdStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Required for `shipped` */
+                    carrier?: string;
+                    note?: string;
+                    /** @description The status to move the order to */
+                    status: "processing" | "shipped" | "delivered";
+                    /** @description Required for `shipped` */
+                    tracking_number?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        delivered_at: string | null;
+                        id: number;
+                        items: {
+                            line_total_cents: number;
+                            /** @description Product name when the order was placed */
+                            name: string;
+                            product_id: number;
+                            quantity: number;
+                            /** @description Price when the order was placed */
+                            unit_price_cents: number;
+                        }[];
+                        /** @description Set when the order is shipped */
+                        shipment: {
+                            carrier: string;
+                            /** Format: date-time */
+                            shipped_at: string;
+                            tracking_number: string;
+                        } | null;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
+                        total_cents: number;
+                        /** Format: date-time */
+                        updated_at: string;
+                        user_id: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Conflict: duplicate, insufficient inventory, inactive product or state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The statuses an admin can move this order to now */
+                        allowed: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled")[];
+                        error: string;
+                        status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                     };
                 };
             };
@@ -1157,6 +1464,7 @@ export interface operations {
                         data: {
                             /** Format: date-time */
                             created_at: string;
+                            delivered_at: string | null;
                             id: number;
                             items: {
                                 line_total_cents: number;
@@ -1167,7 +1475,14 @@ export interface operations {
                                 /** @description Price when the order was placed */
                                 unit_price_cents: number;
                             }[];
-                            status: "pending" | "confirmed" | "cancelled";
+                            /** @description Set when the order is shipped */
+                            shipment: {
+                                carrier: string;
+                                /** Format: date-time */
+                                shipped_at: string;
+                                tracking_number: string;
+                            } | null;
+                            status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                             total_cents: number;
                             /** Format: date-time */
                             updated_at: string;

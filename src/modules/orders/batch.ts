@@ -25,7 +25,15 @@ export type OrderOutcome =
   | { kind: 'key-reused'; error: HttpError }
 
 type LockedProduct = { id: number; name: string; price_cents: number; inventory: number; is_active: boolean }
-type StoredKey = { user_id: number; key: string; request_hash: string; response_status: number; response_body: Order }
+// Answers stored before orders had a shipment and delivered_at lack them: replayed as null.
+type StoredOrder = Omit<Order, 'shipment' | 'delivered_at'> & Partial<Pick<Order, 'shipment' | 'delivered_at'>>
+type StoredKey = {
+  user_id: number
+  key: string
+  request_hash: string
+  response_status: number
+  response_body: StoredOrder
+}
 
 // The same shape as Date#toISOString, which the rest of the API uses.
 const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
@@ -68,7 +76,11 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
     for (const { index, stored } of await claimKeys(tx, requests, keyed)) {
       outcomes[index] =
         stored.request_hash === requests[index]!.requestHash
-          ? { kind: 'replayed', status: stored.response_status, order: stored.response_body }
+          ? {
+              kind: 'replayed',
+              status: stored.response_status,
+              order: { shipment: null, delivered_at: null, ...stored.response_body },
+            }
           : { kind: 'key-reused', error: keyReused() }
     }
   }
@@ -114,6 +126,8 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
       status: 'pending',
       total_cents: items.reduce((sum, item) => sum + item.line_total_cents, 0),
       items,
+      shipment: null,
+      delivered_at: null,
       created_at: now,
       updated_at: now,
     }
@@ -227,6 +241,10 @@ async function writeBatch(
       SELECT * FROM unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ order }) => order.user_id)}::int[],
         ${placed.map(({ order }) => order.total_cents)}::bigint[])
       RETURNING id, user_id, total_cents
+    ),
+    history AS (
+      INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role)
+      SELECT id, NULL, 'pending', user_id, 'customer' FROM placed
     ),
     lines AS (
       INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity, line_total_cents)

@@ -1,10 +1,20 @@
 import { Elysia } from 'elysia'
+import { badRequest } from '../../lib/errors'
 import { errorResponses, IdParams, pageOf, pagination } from '../../lib/model'
 import { authGuard } from '../auth/guard'
-import { AllOrdersQuery, CreateOrderBody, MyOrdersQuery, Order, OrderHeaders } from './model'
-import { cancelOrder } from './cancel'
+import {
+  AllOrdersQuery,
+  CreateOrderBody,
+  MyOrdersQuery,
+  Order,
+  OrderHeaders,
+  OrderHistory,
+  StatusChangeBody,
+  TransitionConflict,
+} from './model'
 import { placeOrder } from './place'
-import { getOrder, listAllOrders, listOrdersOfUser } from './service'
+import { getOrder, getOrderHistory, listAllOrders, listOrdersOfUser } from './service'
+import { cancelOrder, changeStatus } from './transition'
 
 export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: ['Orders'] } })
   .use(authGuard)
@@ -44,11 +54,39 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
   .post('/:id/cancel', ({ params, principal }) => cancelOrder(params.id, principal), {
     auth: true,
     params: IdParams,
-    response: { 200: Order, ...errorResponses(400, 401, 404, 409) },
+    response: { 200: Order, ...errorResponses(400, 401, 404), 409: TransitionConflict },
     detail: {
       summary: 'Cancel an order (its owner or an admin)',
       description:
-        'Only from `pending` or `confirmed`; its units go back to stock exactly once. Cancelling again → 409.',
+        'The owner while `pending` or `confirmed`; an admin also while `processing`; never once shipped. Its units go back to stock exactly once. Otherwise 409 with the current `status` and the statuses an admin can move the order to now (`allowed`).',
+    },
+  })
+  .post(
+    '/:id/status',
+    ({ body, params, principal }) => {
+      if (body.status === 'shipped' && (!body.carrier || !body.tracking_number))
+        throw badRequest('A shipped order needs a carrier and a tracking_number')
+      return changeStatus(params.id, body, principal)
+    },
+    {
+      auth: 'admin',
+      params: IdParams,
+      body: StatusChangeBody,
+      response: { 200: Order, ...errorResponses(400, 401, 403, 404), 409: TransitionConflict },
+      detail: {
+        summary: 'Move an order on: processing, shipped, delivered (admin)',
+        description:
+          '`confirmed` → `processing` → `shipped` (with `carrier` and `tracking_number`) → `delivered`. A move the lifecycle does not allow from the current status → 409 with the current `status` and the statuses an admin can move the order to now (`allowed`). Of concurrent identical moves exactly one succeeds.',
+      },
+    },
+  )
+  .get('/:id/history', ({ params, principal }) => getOrderHistory(params.id, principal), {
+    auth: true,
+    params: IdParams,
+    response: { 200: OrderHistory, ...errorResponses(400, 401, 404) },
+    detail: {
+      summary: 'Every status of an order, oldest first (its owner or an admin)',
+      description: 'The first entry is the placement (`from_status` null); `actor` is null for the worker.',
     },
   })
   .get('/:id', ({ params, principal }) => getOrder(params.id, principal), {

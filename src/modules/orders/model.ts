@@ -1,5 +1,5 @@
 import { Type as t, type Static } from '@sinclair/typebox'
-import { orderStatus } from '../../db/schema'
+import { orderStatus, userRole } from '../../db/schema'
 import { enumOf, INT4, PaginationQuery, positiveIntegerString } from '../../lib/model'
 
 export const OrderStatus = enumOf(orderStatus.enumValues)
@@ -46,12 +46,60 @@ export const Order = t.Object(
     status: OrderStatus,
     total_cents: t.Integer(),
     items: t.Array(OrderItem),
+    shipment: t.Union(
+      [
+        t.Object({
+          carrier: t.String(),
+          tracking_number: t.String(),
+          shipped_at: t.String({ format: 'date-time' }),
+        }),
+        t.Null(),
+      ],
+      { description: 'Set when the order is shipped' },
+    ),
+    delivered_at: t.Union([t.String({ format: 'date-time' }), t.Null()]),
     created_at: t.String({ format: 'date-time' }),
     updated_at: t.String({ format: 'date-time' }),
   },
   { title: 'Order' },
 )
 export type Order = Static<typeof Order>
+
+const ShipmentField = (description: string) => t.String({ minLength: 1, maxLength: 100, description })
+
+export const StatusChangeBody = t.Object(
+  {
+    status: t.Union([t.Literal('processing'), t.Literal('shipped'), t.Literal('delivered')], {
+      description: 'The status to move the order to',
+    }),
+    carrier: t.Optional(ShipmentField('Required for `shipped`')),
+    tracking_number: t.Optional(ShipmentField('Required for `shipped`')),
+    note: t.Optional(t.String({ maxLength: 500 })),
+  },
+  { examples: [{ status: 'shipped', carrier: 'DHL', tracking_number: '00340434161094042557' }] },
+)
+export type StatusChangeBody = Static<typeof StatusChangeBody>
+
+/** A status change the lifecycle does not allow now: the order's status and where it can go. */
+export const TransitionConflict = t.Object(
+  {
+    error: t.String(),
+    status: OrderStatus,
+    allowed: t.Array(OrderStatus, { description: 'The statuses an admin can move this order to now' }),
+  },
+  { title: 'TransitionConflict' },
+)
+
+export const HistoryEntry = t.Object({
+  from_status: t.Union([OrderStatus, t.Null()], { description: 'null for the placement' }),
+  to_status: OrderStatus,
+  actor: t.Union([t.Object({ id: t.Integer(), role: enumOf(userRole.enumValues) }), t.Null()], {
+    description: 'null for the worker',
+  }),
+  note: t.Union([t.String(), t.Null()]),
+  created_at: t.String({ format: 'date-time' }),
+})
+export const OrderHistory = t.Object({ data: t.Array(HistoryEntry) })
 
 export const MyOrdersQuery = t.Object(PaginationQuery)
 

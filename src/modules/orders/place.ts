@@ -73,6 +73,10 @@ export async function takeStockAndInsertOrder(
       HAVING count(*) = ${productIds.length}
       RETURNING *
     ),
+    history AS (
+      INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role)
+      SELECT o.id, NULL, 'pending', o.user_id, 'customer' FROM placed o
+    ),
     lines AS (
       INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity, line_total_cents)
       SELECT o.id, t.product_id, t.name, t.price_cents, t.quantity, t.price_cents::bigint * t.quantity
@@ -95,6 +99,7 @@ export async function takeStockAndInsertOrder(
           'product_id', l.product_id, 'name', l.name, 'unit_price_cents', l.unit_price_cents,
           'quantity', l.quantity, 'line_total_cents', l.line_total_cents) ORDER BY l.product_id)
        FROM lines l) AS items,
+      NULL AS shipment, NULL AS delivered_at,
       to_char(o.created_at AT TIME ZONE 'UTC', ${ISO_8601}) AS created_at,
       to_char(o.updated_at AT TIME ZONE 'UTC', ${ISO_8601}) AS updated_at
     FROM placed o`

@@ -1,6 +1,6 @@
-import { and, count, desc, eq, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, type SQL } from 'drizzle-orm'
 import { db } from '../../db/client'
-import { orderItems, orders } from '../../db/schema'
+import { orderItems, orderStatusHistory, orders } from '../../db/schema'
 import { notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
 import type { Principal } from '../auth/guard'
@@ -20,6 +20,11 @@ const toOrder = (row: OrderRow): Order => ({
     quantity: item.quantity,
     line_total_cents: item.lineTotalCents,
   })),
+  shipment:
+    row.carrier && row.trackingNumber && row.shippedAt
+      ? { carrier: row.carrier, tracking_number: row.trackingNumber, shipped_at: row.shippedAt.toISOString() }
+      : null,
+  delivered_at: row.deliveredAt?.toISOString() ?? null,
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
 })
@@ -53,6 +58,25 @@ export const listAllOrders = (filters: { status?: OrderStatus; userId?: number }
     limit,
     offset,
   )
+
+/** Every status the order has been in, oldest first; only for whoever may see the order. */
+export async function getOrderHistory(id: number, viewer: Principal) {
+  await getOrder(id, viewer)
+  const rows = await db
+    .select()
+    .from(orderStatusHistory)
+    .where(eq(orderStatusHistory.orderId, id))
+    .orderBy(asc(orderStatusHistory.id))
+  return {
+    data: rows.map((row) => ({
+      from_status: row.fromStatus,
+      to_status: row.toStatus,
+      actor: row.actorId !== null && row.actorRole !== null ? { id: row.actorId, role: row.actorRole } : null,
+      note: row.note,
+      created_at: row.createdAt.toISOString(),
+    })),
+  }
+}
 
 /** The owner and admins see an order; to anyone else it does not exist. */
 export async function getOrder(id: number, viewer: Principal): Promise<Order> {
