@@ -202,6 +202,29 @@ describe('post-order jobs', () => {
     expect(rows[0]!.details).toEqual({ changes: { price_cents: 99 } })
   })
 
+  test('shipped and delivered reach the customer through the relay and the worker, and are audited', async () => {
+    const order = await placeOrder()
+    expect(await waitFor(async () => (await statusOf(order.id)) === 'confirmed')).toBe(true)
+    const move = (body: Record<string, unknown>) =>
+      call('POST', `/api/orders/${order.id}/status`, { token: admin.token, body })
+    expect((await move({ status: 'processing' })).status).toBe(200)
+    expect((await move({ status: 'shipped', carrier: 'UPS', tracking_number: '1Z999' })).status).toBe(200)
+    expect((await move({ status: 'delivered' })).status).toBe(200)
+    const subjects = await waitFor(async () => {
+      const rows =
+        await sql`SELECT subject FROM notifications WHERE order_id = ${order.id} AND sent_at IS NOT NULL ORDER BY id`
+      return rows.length === 3 ? rows.map((row) => row.subject).sort() : undefined
+    })
+    // Separate jobs, run concurrently: sent once each, in no promised order.
+    expect(subjects).toEqual([
+      `Your order #${order.id} has been delivered`,
+      `Your order #${order.id} has shipped`,
+      `Your order #${order.id} is confirmed`,
+    ])
+    for (const action of ['order.processing', 'order.shipped', 'order.delivered'])
+      expect(await waitFor(async () => (await auditsFor('order', order.id, action)) === 1)).toBe(true)
+  })
+
   test('a confirmation for a cancelled order sends nothing and keeps it cancelled', async () => {
     const order = await placeOrder()
     await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
