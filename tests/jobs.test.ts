@@ -77,7 +77,7 @@ describe('post-order jobs', () => {
       transport: 'log',
     })
     const [audit] =
-      await sql`SELECT actor_id, action, details FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
+      await sql`SELECT actor_id, action, details FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id} AND action = 'order.placed'`
     expect(audit!.actor_id).toBe(customer.user.id)
     expect(audit!.action).toBe('order.placed')
     expect(audit!.details).toMatchObject({ totalCents: 2468 })
@@ -107,7 +107,8 @@ describe('post-order jobs', () => {
     const sentBefore = mailer.sent.length
     await confirmOrder({ orderId: order.id }, mailer)
     await confirmOrder({ orderId: order.id }, mailer)
-    const [audit] = await sql`SELECT job_key FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id}`
+    const [audit] =
+      await sql`SELECT job_key FROM audit_logs WHERE entity = 'order' AND entity_id = ${order.id} AND action = 'order.placed'`
     const payload = {
       actorId: customer.user.id,
       action: 'order.placed' as const,
