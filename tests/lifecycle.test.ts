@@ -239,11 +239,10 @@ describe('what a move leaves behind', () => {
       'order.shipped',
       'order.delivered',
     ])
-    // The worker audits its confirmations in bulk: one entry per order.
-    const confirmation = JSON.stringify([{ action: 'order.confirmed', entityId: id }])
+    // The worker audits its own confirmation directly, in the confirmation's transaction.
     expect(
       await countWhere(
-        sql`SELECT count(*)::int AS count FROM outbox WHERE queue = 'audit' AND payload->'entries' @> ${confirmation}::jsonb`,
+        sql`SELECT count(*)::int AS count FROM audit_logs WHERE action = 'order.confirmed' AND entity_id = ${id} AND actor_id IS NULL`,
       ),
     ).toBe(1)
     const events = await sql`SELECT type FROM events WHERE order_id = ${id} ORDER BY id`

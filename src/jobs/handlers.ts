@@ -5,7 +5,7 @@ import { logger } from '../lib/logger'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
 import { deleteRelayedOutboxRows } from './outbox'
 import { fromStatuses } from '../modules/orders/lifecycle'
-import { type AuditEntry, type AuditPayload, JOB_NAMES, type OrderNotificationPayload, QUEUES } from './definitions'
+import type { AuditEntry, AuditPayload, OrderNotificationPayload } from './definitions'
 import type { Mailer, Message } from './mailer'
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
@@ -82,7 +82,7 @@ async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
 /**
  * Sends each order's confirmation once (see sendOnce) and moves the orders pending →
  * confirmed, in a few set-based statements for the whole list: the status change, its
- * history entry (no actor: the worker), its event and its audit are one statement. Orders that
+ * history entry (no actor: the worker), its event and its audit row are one statement. Orders that
  * fail (a live claim elsewhere, a failed send, a missing order) are returned, and the others
  * are confirmed regardless. A cancellation that got there first wins: nothing is sent.
  */
@@ -125,12 +125,13 @@ export async function confirmOrders(orderIds: number[], mailer: Mailer) {
       SELECT 'order.confirmed', id, jsonb_build_object('orderId', id, 'status', 'confirmed', 'previousStatus', 'pending')
       FROM confirmed
     ),
+    -- The worker audits its own change here, in the same transaction, rather than through the
+    -- outbox and another job: the key makes a second run a no-op.
     audits AS (
-      INSERT INTO outbox (queue, name, payload)
-      SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object('entries', jsonb_agg(jsonb_build_object(
-        'key', 'order-confirmed:' || id, 'actorId', NULL, 'action', 'order.confirmed', 'entity', 'order',
-        'entityId', id, 'details', jsonb_build_object('from', 'pending')) ORDER BY id))
-      FROM confirmed HAVING count(*) > 0
+      INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
+      SELECT 'order-confirmed:' || id, NULL, 'order.confirmed', 'order', id, jsonb_build_object('from', 'pending')
+      FROM confirmed
+      ON CONFLICT (job_key) DO NOTHING
     )
     SELECT count(*)::int AS confirmed FROM confirmed`
   logger.debug({ orders: orderIds.length, sent: sent.length, confirmed }, 'orders confirmed')
