@@ -1,6 +1,7 @@
 import { expect } from 'bun:test'
 import { app } from '../src/app'
 import { sql } from '../src/db/client'
+import type { Mailer, Message } from '../src/jobs/mailer'
 import { upsertUser } from '../src/modules/auth/service'
 
 export { sql }
@@ -116,4 +117,13 @@ export async function outboxCoverage(orderIds: number[], unsentOnly = false) {
        WHERE o.queue = 'audit' AND a.entry->>'action' = 'order.placed' AND (a.entry->>'entityId')::int = ANY(${orderIds})
          AND (NOT ${unsentOnly} OR o.sent_at IS NULL)) AS audits`
   return row!
+}
+
+/** The default transport's behaviour, counting deliveries so a test can see a second send. */
+export class CountingMailer implements Mailer {
+  readonly transport = 'log' as const
+  readonly sent: Message[] = []
+  async deliver(message: Message) {
+    this.sent.push(message)
+  }
 }

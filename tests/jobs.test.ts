@@ -6,16 +6,17 @@ import type { Mailer, Message } from '../src/jobs/mailer'
 import { queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
-import { call, countWhere, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
-
-/** The default transport's behaviour, counting deliveries so a test can see a second send. */
-class CountingMailer implements Mailer {
-  readonly transport = 'log' as const
-  readonly sent: Message[] = []
-  async deliver(message: Message) {
-    this.sent.push(message)
-  }
-}
+import {
+  call,
+  CountingMailer,
+  countWhere,
+  createAdmin,
+  createProduct,
+  expectError,
+  registerCustomer,
+  sql,
+  waitFor,
+} from './helpers'
 
 const mailer = new CountingMailer()
 let relay: OutboxRelay

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, test } from 'bun:test'
 import { confirmOrders, notifyOrder } from '../src/jobs/handlers'
-import type { Mailer, Message } from '../src/jobs/mailer'
 import { allowedMoves, TRANSITIONS } from '../src/modules/orders/lifecycle'
 import type { OrderStatus } from '../src/modules/orders/model'
 import {
   call,
+  CountingMailer,
   countWhere,
   createAdmin,
   createProduct,
@@ -16,14 +16,6 @@ import {
 
 // The order lifecycle through HTTP: every allowed move, every refused one, who may make it,
 // and what each move leaves behind (history, audit and notification jobs, events).
-
-class CountingMailer implements Mailer {
-  readonly transport = 'log' as const
-  readonly sent: Message[] = []
-  async deliver(message: Message) {
-    this.sent.push(message)
-  }
-}
 
 let admin: { token: string; user: { id: number } }
 let owner: { token: string; user: { id: number; email: string } }
