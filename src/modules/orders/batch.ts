@@ -178,23 +178,47 @@ async function claimKeys(tx: TransactionSql, requests: OrderRequest[], keyed: nu
   return used.map((index) => ({ index, stored: byKey.get(keyOf(requests[index]!))! }))
 }
 
-/** Why an order cannot be served from the locked rows: 404 before 409, lowest product id first. */
-function refuse(request: OrderRequest, products: Map<number, LockedProduct>): OrderOutcome | undefined {
-  const missing = request.productIds.find((id) => !products.has(id))
-  if (missing !== undefined)
-    return { kind: 'rejected', reason: 'unknown_product', error: notFound(`Product ${missing} not found`) }
-  const inactive = request.productIds.find((id) => !products.get(id)!.is_active)
-  if (inactive !== undefined)
-    return { kind: 'rejected', reason: 'inactive_product', error: conflict(`Product ${inactive} is not active`) }
-  const short = request.productIds.find((id, line) => products.get(id)!.inventory < request.quantities[line]!)
-  if (short !== undefined)
+/** One line of an order as the stock rules see it. */
+export type LineCheck = { productId: number; found: boolean; active: boolean; enough: boolean }
+
+/**
+ * Why an order cannot be served, from its lines in product id order: an unknown or deleted
+ * product (404) before an inactive one before a short one (409), lowest product id first.
+ */
+export function rejection(lines: LineCheck[]): Extract<OrderOutcome, { kind: 'rejected' }> | undefined {
+  const missing = lines.find((line) => !line.found)
+  if (missing)
+    return { kind: 'rejected', reason: 'unknown_product', error: notFound(`Product ${missing.productId} not found`) }
+  const inactive = lines.find((line) => !line.active)
+  if (inactive)
+    return {
+      kind: 'rejected',
+      reason: 'inactive_product',
+      error: conflict(`Product ${inactive.productId} is not active`),
+    }
+  const short = lines.find((line) => !line.enough)
+  if (short)
     return {
       kind: 'rejected',
       reason: 'insufficient_inventory',
-      error: conflict(`Insufficient inventory for product ${short}`),
+      error: conflict(`Insufficient inventory for product ${short.productId}`),
     }
   return undefined
 }
+
+/** The stock rules applied to an order against the rows this batch has locked. */
+const refuse = (request: OrderRequest, products: Map<number, LockedProduct>) =>
+  rejection(
+    request.productIds.map((productId, line) => {
+      const product = products.get(productId)
+      return {
+        productId,
+        found: product !== undefined,
+        active: product?.is_active ?? false,
+        enough: product !== undefined && product.inventory >= request.quantities[line]!,
+      }
+    }),
+  )
 
 /**
  * One statement for the whole batch: take the stock, insert the orders, their lines and the

@@ -4,15 +4,9 @@ import { sql } from '../../db/client'
 import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
-import { conflict, type HttpError, notFound } from '../../lib/errors'
+import { conflict } from '../../lib/errors'
 import { ordersPlaced, ordersRejected } from '../../lib/metrics'
-import {
-  IDEMPOTENCY_WINDOW_HOURS,
-  type OrderOutcome,
-  type OrderRequest,
-  placeOrderBatch,
-  type RejectionReason,
-} from './batch'
+import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
 import type { CreateOrderBody, Order } from './model'
 
@@ -107,26 +101,22 @@ export async function takeStockAndInsertOrder(
   return { ...placed, total_cents: Number(placed.total_cents) } satisfies Order
 }
 
-type Shortfall = { reason: RejectionReason; error: HttpError }
-
-/** After a failed attempt: which line failed, and why (404 before 409, lowest product id first). */
-async function explainShortfall(productIds: number[], quantities: number[]): Promise<Shortfall | undefined> {
+/** After a failed attempt: why the order cannot be served now, or nothing (try again). */
+async function explainShortfall(productIds: number[], quantities: number[]) {
   const rows = await sql<{ product_id: number; found: boolean; is_active: boolean | null; enough: boolean | null }[]>`
     SELECT r.product_id, p.id IS NOT NULL AS found, p.is_active, p.inventory >= r.quantity AS enough
     FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
     LEFT JOIN products p ON p.id = r.product_id AND p.deleted_at IS NULL
     ORDER BY r.product_id`
-  const missing = rows.find((row) => !row.found)
-  if (missing) return { reason: 'unknown_product', error: notFound(`Product ${missing.product_id} not found`) }
-  const inactive = rows.find((row) => !row.is_active)
-  if (inactive) return { reason: 'inactive_product', error: conflict(`Product ${inactive.product_id} is not active`) }
-  const short = rows.find((row) => !row.enough)
-  if (short)
-    return {
-      reason: 'insufficient_inventory',
-      error: conflict(`Insufficient inventory for product ${short.product_id}`),
-    }
-  return undefined // stock came back in the meantime (e.g. a cancellation): try again
+  // Stock that came back in the meantime (e.g. a cancellation) leaves no reason: try again.
+  return rejection(
+    rows.map((row) => ({
+      productId: row.product_id,
+      found: row.found,
+      active: row.is_active ?? false,
+      enough: row.enough ?? false,
+    })),
+  )
 }
 
 /** A lone order without an Idempotency-Key: one autocommit statement, one round trip. */
@@ -140,7 +130,7 @@ export async function placeSingleOrder(request: OrderRequest): Promise<OrderOutc
     } catch (error) {
       if (!(error instanceof StockShortfall)) throw error
       const shortfall = await explainShortfall(request.productIds, request.quantities)
-      if (shortfall) return { kind: 'rejected', ...shortfall }
+      if (shortfall) return shortfall
       if (attempt >= MAX_TRANSACTION_ATTEMPTS)
         return {
           kind: 'rejected',
