@@ -15,6 +15,7 @@ const formatCents = (cents: number) => `${(cents / 100).toFixed(2)}`
 /** An order whose message could not be sent in this run; `final` ones are never retried. */
 export type ConfirmationFailure = { orderId: number; error: Error; final: boolean }
 
+type Claim = { id: number; dedupe_key: string }
 type Outgoing = { dedupeKey: string; orderId: number; userId: number; message: Message }
 
 /**
@@ -26,7 +27,7 @@ type Outgoing = { dedupeKey: string; orderId: number; userId: number; message: M
  */
 async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
   const byKey = new Map(outgoing.map((item) => [item.dedupeKey, item]))
-  const claimed = await sql<{ id: number; dedupe_key: string }[]>`
+  const claimed = await sql<Claim[]>`
     INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
     SELECT * FROM unnest(${outgoing.map((o) => o.dedupeKey)}::text[], ${outgoing.map((o) => o.userId)}::int[],
       ${outgoing.map((o) => o.orderId)}::int[], ${outgoing.map(() => mailer.transport)}::text[],
@@ -40,13 +41,17 @@ async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
   const delivered = await Promise.allSettled(
     claimed.map((claim) => mailer.deliver(byKey.get(claim.dedupe_key)!.message)),
   )
-  const sent = claimed.filter((_, i) => delivered[i]!.status === 'fulfilled')
-  const unsent = claimed.filter((_, i) => delivered[i]!.status === 'rejected')
-  const failures: ConfirmationFailure[] = unsent.map((claim) => ({
-    orderId: byKey.get(claim.dedupe_key)!.orderId,
-    error: (delivered[claimed.indexOf(claim)] as PromiseRejectedResult).reason as Error,
-    final: false,
-  }))
+  const sent: Claim[] = []
+  const unsent: Claim[] = []
+  const failures: ConfirmationFailure[] = []
+  for (const [i, claim] of claimed.entries()) {
+    const result = delivered[i]!
+    if (result.status === 'fulfilled') sent.push(claim)
+    else {
+      unsent.push(claim)
+      failures.push({ orderId: byKey.get(claim.dedupe_key)!.orderId, error: result.reason as Error, final: false })
+    }
+  }
 
   const claimedKeys = new Set(claimed.map((claim) => claim.dedupe_key))
   const notClaimed = outgoing.filter((item) => !claimedKeys.has(item.dedupeKey))
@@ -173,15 +178,19 @@ export async function notifyOrder({ orderId, kind }: OrderNotificationPayload, m
     ],
     mailer,
   )
-  if (failures[0]) throw failures[0].error
+  if (failures[0]) throw jobError(failures[0])
   return { outcome: sent.length ? 'sent' : 'already sent' }
 }
+
+/** The error a one-order job fails with: retried later, or for good when retrying cannot help. */
+export const jobError = (failure: ConfirmationFailure) =>
+  failure.final ? new UnrecoverableError(failure.error.message) : failure.error
 
 /** One order's confirmation, failing as BullMQ expects when it cannot be done now. */
 export async function confirmOrder({ orderId }: { orderId: number }, mailer: Mailer) {
   const result = await confirmOrders([orderId], mailer)
   const [failure] = result.failures
-  if (failure) throw failure.final ? new UnrecoverableError(failure.error.message) : failure.error
+  if (failure) throw jobError(failure)
   if (result.skipped) return { outcome: 'skipped: order cancelled' }
   return { outcome: result.sent ? 'sent' : 'already sent' }
 }

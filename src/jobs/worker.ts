@@ -14,7 +14,7 @@ import {
   OrderNotificationPayload,
   QUEUES,
 } from './definitions'
-import { confirmOrders, housekeeping, notifyOrder, writeAudits } from './handlers'
+import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection, logRedisErrors } from '../lib/redis'
@@ -71,10 +71,7 @@ export function startWorkers(options: WorkerOptions) {
     const orderIds = 'orderIds' in data ? data.orderIds : [data.orderId]
     const { failures } = await confirmOrders(orderIds, options.mailer)
     if (!failures.length) return
-    if (orderIds.length === 1) {
-      const [failure] = failures
-      throw failure!.final ? new UnrecoverableError(failure!.error.message) : failure!.error
-    }
+    if (orderIds.length === 1) throw jobError(failures[0]!)
     logger.warn({ jobId: job.id, orders: failures.map((f) => f.orderId) }, 'confirmations split off for retry')
     await confirmationQueue.addBulk(
       failures.map((failure) => ({
