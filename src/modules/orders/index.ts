@@ -1,5 +1,4 @@
 import { Elysia } from 'elysia'
-import { badRequest } from '../../lib/errors'
 import { errorResponses, IdParams, pageOf, pagination } from '../../lib/model'
 import { authGuard } from '../auth/guard'
 import {
@@ -61,25 +60,17 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
         'The owner while `pending` or `confirmed`; an admin also while `processing`; never once shipped. Its units go back to stock exactly once. Otherwise 409 with the current `status` and the statuses an admin can move the order to now (`allowed`).',
     },
   })
-  .post(
-    '/:id/status',
-    ({ body, params, principal }) => {
-      if (body.status === 'shipped' && (!body.carrier || !body.tracking_number))
-        throw badRequest('A shipped order needs a carrier and a tracking_number')
-      return changeStatus(params.id, body, principal)
+  .post('/:id/status', ({ body, params, principal }) => changeStatus(params.id, body, principal), {
+    auth: 'admin',
+    params: IdParams,
+    body: StatusChangeBody,
+    response: { 200: Order, ...errorResponses(400, 401, 403, 404), 409: TransitionConflict },
+    detail: {
+      summary: 'Move an order on: processing, shipped, delivered (admin)',
+      description:
+        '`confirmed` → `processing` → `shipped` (with `carrier` and `tracking_number`) → `delivered`. A move the lifecycle does not allow from the current status → 409 with the current `status` and the statuses an admin can move the order to now (`allowed`). Of concurrent identical moves exactly one succeeds.',
     },
-    {
-      auth: 'admin',
-      params: IdParams,
-      body: StatusChangeBody,
-      response: { 200: Order, ...errorResponses(400, 401, 403, 404), 409: TransitionConflict },
-      detail: {
-        summary: 'Move an order on: processing, shipped, delivered (admin)',
-        description:
-          '`confirmed` → `processing` → `shipped` (with `carrier` and `tracking_number`) → `delivered`. A move the lifecycle does not allow from the current status → 409 with the current `status` and the statuses an admin can move the order to now (`allowed`). Of concurrent identical moves exactly one succeeds.',
-      },
-    },
-  )
+  })
   .get('/:id/history', ({ params, principal }) => getOrderHistory(params.id, principal), {
     auth: true,
     params: IdParams,

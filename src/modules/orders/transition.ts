@@ -3,7 +3,7 @@ import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
-import { HttpError, notFound } from '../../lib/errors'
+import { badRequest, HttpError, notFound } from '../../lib/errors'
 import type { Principal } from '../auth/guard'
 import { allowedMoves, fromStatuses, type Mover } from './lifecycle'
 import type { OrderStatus, StatusChangeBody } from './model'
@@ -88,13 +88,15 @@ export async function transition({ orderId, to, by, note, set, also, details }: 
 
 /** The admin's moves: processing, shipped (with its shipment), delivered. */
 export function changeStatus(orderId: number, body: StatusChangeBody, by: Principal) {
-  const set =
-    body.status === 'shipped'
-      ? sql`, carrier = ${body.carrier!}, tracking_number = ${body.tracking_number!}, shipped_at = now()`
-      : body.status === 'delivered'
-        ? sql`, delivered_at = now()`
-        : undefined
-  return transition({ orderId, to: body.status, by, note: body.note, set })
+  return transition({ orderId, to: body.status, by, note: body.note, set: columnsFor(body) })
+}
+
+/** What a move sets besides the status: the shipment (required when shipping), the delivery time. */
+function columnsFor({ status, carrier, tracking_number }: StatusChangeBody) {
+  if (status === 'delivered') return sql`, delivered_at = now()`
+  if (status !== 'shipped') return undefined
+  if (!carrier || !tracking_number) throw badRequest('A shipped order needs a carrier and a tracking_number')
+  return sql`, carrier = ${carrier}, tracking_number = ${tracking_number}, shipped_at = now()`
 }
 
 /**
