@@ -5,7 +5,7 @@ import { queues } from '../../jobs/queues'
 import { logger } from '../../lib/logger'
 import { clientAddress } from '../../lib/client-address'
 import { countAttempt } from '../../lib/rate-limit'
-import { accountStamp, verifyCredentialsStamp, type AccountStamp } from '../auth/service'
+import { accountStamp, verifyCredentialsWithHash } from '../auth/service'
 
 export const DASHBOARD_PATH = '/admin/queues'
 
@@ -14,7 +14,7 @@ export const DASHBOARD_PATH = '/admin/queues'
 // counts against the login rate limit of the caller's address (one budget for both doors);
 // afterwards a remembered credential costs one primary-key read per request, which still
 // refuses it at once after a demotion or a password change.
-const verified = new LRUCache<string, { userId: number; stamp: AccountStamp }>({ max: 1_000, ttl: 5 * 60_000 })
+const verified = new LRUCache<string, { userId: number; passwordHash: string }>({ max: 1_000, ttl: 5 * 60_000 })
 
 type Server = Parameters<typeof clientAddress>[1]
 
@@ -25,7 +25,7 @@ async function isAdmin(request: Request, server: Server): Promise<boolean> {
   const remembered = verified.get(key)
   if (remembered) {
     const stamp = await accountStamp(remembered.userId)
-    if (stamp?.role === 'admin' && stamp.passwordHash === remembered.stamp.passwordHash) return true
+    if (stamp?.role === 'admin' && stamp.passwordHash === remembered.passwordHash) return true
     verified.delete(key)
     return false
   }
@@ -34,9 +34,9 @@ async function isAdmin(request: Request, server: Server): Promise<boolean> {
   if (colon < 1) return false
   await countAttempt('login', clientAddress(request, server))
   try {
-    const { user, stamp } = await verifyCredentialsStamp(decoded.slice(0, colon), decoded.slice(colon + 1))
+    const { user, passwordHash } = await verifyCredentialsWithHash(decoded.slice(0, colon), decoded.slice(colon + 1))
     if (user.role !== 'admin') return false
-    verified.set(key, { userId: user.id, stamp })
+    verified.set(key, { userId: user.id, passwordHash })
     return true
   } catch {
     return false

@@ -49,15 +49,16 @@ export const verifyCredentials = async (email: string, password: string): Promis
   toUser(await checkCredentials(email, password))
 
 /**
- * What a credential remembered between requests must still match: the account's role and the
- * password hash it was checked against (a password change replaces the hash).
+ * Checks the credentials and also returns the password hash they were checked against: a
+ * credential remembered between requests must still match it (a password change replaces it).
  */
-export type AccountStamp = { role: Role; passwordHash: string }
-
-export async function verifyCredentialsStamp(email: string, password: string) {
+export async function verifyCredentialsWithHash(email: string, password: string) {
   const row = await checkCredentials(email, password)
-  return { user: toUser(row), stamp: { role: row.role, passwordHash: row.passwordHash } satisfies AccountStamp }
+  return { user: toUser(row), passwordHash: row.passwordHash }
 }
+
+/** The account's current role and password hash, to re-check a remembered credential. */
+export type AccountStamp = { role: Role; passwordHash: string }
 
 export async function accountStamp(id: number): Promise<AccountStamp | undefined> {
   const [row] = await db
