@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Queue } from 'bullmq'
 import { JOB_NAMES, QUEUES } from '../src/jobs/definitions'
-import type { Mailer, Message } from '../src/jobs/mailer'
+import type { Message } from '../src/jobs/mailer'
 import type { Queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
 import { redis } from '../src/lib/redis'
 import { placeOrderBatch } from '../src/modules/orders/batch'
 import { placeSingleOrder } from '../src/modules/orders/place'
-import { countWhere, createAdmin, createProduct, registerCustomer, sql, waitFor } from './helpers'
+import { CountingMailer, countWhere, createAdmin, createProduct, registerCustomer, sql, waitFor } from './helpers'
 
 // The relay hands many orders to one job, and the worker confirms and audits them together;
 // an order that fails leaves the batch and is retried as a job of its own.
@@ -21,13 +21,13 @@ const queues = {
 } as Queues
 
 /** Delivers, except to the recipients named in `refuse` (each refused once). */
-class FlakyMailer implements Mailer {
-  readonly transport = 'log' as const
-  readonly sent: Message[] = []
-  constructor(readonly refuse = new Set<string>()) {}
-  async deliver(message: Message) {
+class FlakyMailer extends CountingMailer {
+  constructor(readonly refuse = new Set<string>()) {
+    super()
+  }
+  override async deliver(message: Message) {
     if (this.refuse.delete(message.to)) throw new Error(`mailbox of ${message.to} unavailable`)
-    this.sent.push(message)
+    await super.deliver(message)
   }
 }
 
