@@ -30,11 +30,11 @@ export type WorkerOptions = {
 const HOUSEKEEPING_SCHEDULER_ID = 'housekeeping'
 
 /**
- * A job's payload, checked against its schema (or the older single shape, from jobs queued
- * before an upgrade): a malformed one fails for good, never retried, and says why.
+ * A job's payload, checked against its schema (or, where there is one, the older single shape
+ * of jobs queued before an upgrade): a malformed one fails for good, never retried, and says why.
  */
-function checked<S extends TSchema, L extends TSchema>(job: Job, schema: S, legacy: L): Static<S> | Static<L> {
-  if (Value.Check(schema, job.data) || Value.Check(legacy, job.data)) return job.data
+function checked<S extends TSchema, L extends TSchema = S>(job: Job, schema: S, legacy?: L): Static<S> | Static<L> {
+  if (Value.Check(schema, job.data) || (legacy && Value.Check(legacy, job.data))) return job.data
   const problem = Value.Errors(schema, job.data).First()
   throw new UnrecoverableError(
     `Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim(),
@@ -106,7 +106,7 @@ export function startWorkers(options: WorkerOptions) {
     new Worker(QUEUES.audit, auditBatch, common),
     new Worker(
       QUEUES.orderNotification,
-      (job) => notifyOrder(checked(job, OrderNotificationPayload, OrderNotificationPayload), options.mailer),
+      (job) => notifyOrder(checked(job, OrderNotificationPayload), options.mailer),
       common,
     ),
     new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
