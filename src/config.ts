@@ -6,6 +6,14 @@ import { Value } from '@sinclair/typebox/value'
 
 const DURATION = '^\\d+(\\.\\d+)?\\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?$'
 
+const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 }
+
+/** Seconds in a duration that matched DURATION: a bare number is seconds, `15m` minutes and so on. */
+export function durationSeconds(duration: string): number {
+  const [, amount, unit = 's'] = duration.match(/^(\d+(?:\.\d+)?)\s*([a-z])?/)!
+  return Math.round(Number(amount) * SECONDS_PER_UNIT[unit]!)
+}
+
 /** Values that ship in docs and examples and so must never sign production tokens. */
 export const PLACEHOLDER_SECRETS = new Set([
   'change-me',
@@ -22,7 +30,9 @@ const EnvSchema = t.Object({
   DATABASE_POOL_SIZE: t.Integer({ minimum: 1, maximum: 200, default: 10 }),
   REDIS_URL: t.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   JWT_SECRET: t.String({ minLength: 1 }),
-  JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '1h' }),
+  // Access tokens are short-lived: a session lives on through its refresh token.
+  JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '15m' }),
+  REFRESH_TOKEN_TTL: t.String({ pattern: DURATION, default: '30d' }),
   ADMIN_EMAIL: t.Optional(t.String({ minLength: 3 })),
   ADMIN_PASSWORD: t.Optional(t.String({ minLength: 8, maxLength: 128 })),
   QUEUE_PREFIX: t.String({ minLength: 1, pattern: '^[A-Za-z0-9_:{}-]+$', default: 'order-api' }),

@@ -26,3 +26,21 @@ export async function shopperJourney(baseUrl: string, productId: number) {
   const me = await api.GET('/api/auth/me', auth)
   return { registered, login: login.data, products, product, order, mine, me }
 }
+
+/** A whole session through the typed client: register → refresh → logout → the refresh token is dead. */
+export async function sessionJourney(baseUrl: string) {
+  const api = createClient<paths>({ baseUrl })
+  const email = `session-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`
+  const registered = await api.POST('/api/auth/register', { body: { email, password: 'password123' } })
+  if (!registered.data) throw new Error(`register failed: ${JSON.stringify(registered.error)}`)
+  const refreshed = await api.POST('/api/auth/refresh', { body: { refresh_token: registered.data.refresh_token } })
+  if (!refreshed.data) throw new Error(`refresh failed: ${JSON.stringify(refreshed.error)}`)
+  const auth = { headers: { authorization: `Bearer ${refreshed.data.token}` } }
+  const sessions = await api.GET('/api/auth/sessions', auth)
+  const logout = await api.POST('/api/auth/logout', auth)
+  const refreshAfterLogout = await api.POST('/api/auth/refresh', {
+    body: { refresh_token: refreshed.data.refresh_token },
+  })
+  const meAfterLogout = await api.GET('/api/auth/me', auth)
+  return { registered: registered.data, refreshed: refreshed.data, sessions, logout, refreshAfterLogout, meAfterLogout }
+}

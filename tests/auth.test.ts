@@ -8,20 +8,26 @@ const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toStrin
 /** A customer token made by hand, so each case can bend one thing: algorithm, key, subject or times. */
 function signToken({
   sub = '1',
+  sid,
   alg = 'HS256',
   key = secret,
   issuedAt,
   expires = '1h',
 }: {
   sub?: string
+  sid?: number
   alg?: string
   key?: Uint8Array
   issuedAt?: number
   expires?: string | number
 }) {
-  const token = new SignJWT({ role: 'customer' }).setProtectedHeader({ alg }).setSubject(sub).setExpirationTime(expires)
+  const token = new SignJWT({ role: 'customer', ...(sid === undefined ? {} : { sid }) })
+    .setProtectedHeader({ alg })
+    .setSubject(sub)
+    .setExpirationTime(expires)
   return (issuedAt === undefined ? token : token.setIssuedAt(issuedAt)).sign(key)
 }
+const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())
 const bearer = async (token: Promise<string>) => ({ authorization: `Bearer ${await token}` })
 
 describe('POST /api/auth/register', () => {
@@ -125,12 +131,14 @@ describe('GET /api/auth/me and bearer tokens', () => {
     expect(reply.body).toEqual({ user })
   })
 
-  test('the token carries sub, role and an expiry one hour out', async () => {
+  test('the token carries sub, role, its session, a unique id and an expiry JWT_EXPIRES_IN (15 min) out', async () => {
     const { token, user } = await registerCustomer()
-    const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())
+    const payload = claimsOf(token)
     expect(payload.sub).toBe(String(user.id))
     expect(payload.role).toBe('customer')
-    expect(payload.exp - payload.iat).toBe(3600)
+    expect(payload.sid).toBeInteger()
+    expect(payload.jti).toMatch(/^[0-9a-f-]{36}$/)
+    expect(payload.exp - payload.iat).toBe(900)
     expect(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).alg).toBe('HS256')
   })
 
@@ -172,16 +180,36 @@ describe('GET /api/auth/me and bearer tokens', () => {
   })
 
   test('a token that worked stops working when it expires (verified tokens are remembered only until exp)', async () => {
-    const { user } = await registerCustomer('expiring')
+    const registered = await registerCustomer('expiring')
     const expiresAt = Math.floor(Date.now() / 1000) + 2
-    const token = await signToken({ sub: String(user.id), expires: expiresAt })
+    const token = await signToken({
+      sub: String(registered.user.id),
+      sid: claimsOf(registered.token).sid,
+      expires: expiresAt,
+    })
     expect((await call('GET', '/api/auth/me', { token })).status).toBe(200)
     await Bun.sleep(expiresAt * 1000 - Date.now() + 50)
     expectError(await call('GET', '/api/auth/me', { token }), 401)
   })
 
   test('a well-signed token of a user that does not exist → 401 on /me', async () => {
-    const token = await signToken({ sub: '2147483000' })
+    const { token: real } = await registerCustomer()
+    const token = await signToken({ sub: '2147483000', sid: claimsOf(real).sid })
     expectError(await call('GET', '/api/auth/me', { token }), 401)
+  })
+
+  test('a well-signed token without a session, or naming another user’s session → 401', async () => {
+    const owner = await registerCustomer()
+    const other = await registerCustomer()
+    expect(
+      (
+        await call('GET', '/api/auth/me', {
+          token: await signToken({ sub: String(owner.user.id), sid: claimsOf(owner.token).sid }),
+        })
+      ).status,
+    ).toBe(200)
+    expectError(await call('GET', '/api/auth/me', { token: await signToken({ sub: String(owner.user.id) }) }), 401)
+    const borrowed = await signToken({ sub: String(other.user.id), sid: claimsOf(owner.token).sid })
+    expectError(await call('GET', '/api/auth/me', { token: borrowed }), 401)
   })
 })

@@ -77,6 +77,26 @@ describe('in a browser (headless Chromium)', () => {
     })
   }
 
+  test('Swagger UI’s Authorize flow takes an access token and calls a protected route with it', async () => {
+    const { token, user } = await registerCustomer('swagger')
+    const { page, problems, close } = await open('/swagger')
+    await page.locator('.btn.authorize').click()
+    await page.locator('.modal-ux input').first().fill(token)
+    await page.locator('.modal-ux .btn.authorize').click()
+    await page.locator('.modal-ux .btn-done').click()
+    const operation = page.locator('.opblock-get', {
+      has: page.locator('.opblock-summary-path', { hasText: /^\/api\/auth\/me$/ }),
+    })
+    await operation.locator('.opblock-summary').click()
+    await operation.locator('.try-out__btn').click()
+    await operation.locator('.execute').click()
+    const body = operation.locator('.live-responses-table .response-col_description pre').first()
+    await body.waitFor({ timeout: 20_000 })
+    expect(JSON.parse((await body.textContent()) ?? '')).toEqual({ user })
+    expect(problems).toEqual([])
+    await close()
+  })
+
   test('Bull Board renders its queues behind basic auth', async () => {
     const { user } = await createAdmin()
     const [row] = await sql`SELECT email FROM users WHERE id = ${user.id}`

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { generateOpenApiTypes, TYPES_FILE } from '../scripts/openapi-types'
-import { shopperJourney } from './api-client'
+import { sessionJourney, shopperJourney } from './api-client'
 import { createAdmin, createProduct } from './helpers'
 import { startApi, stopServices } from './processes'
 
@@ -65,5 +65,16 @@ describe('the OpenAPI document', () => {
     expect(journey.order.data?.total_cents).toBe(900)
     expect(journey.mine.data?.data.map((o) => o.id)).toEqual([journey.order.data!.id])
     expect(journey.me.data?.user.email).toBe(journey.login.user.email)
+  })
+
+  test('a client typed by it runs a whole session: register, refresh, logout, and the refresh fails', async () => {
+    const journey = await sessionJourney(base)
+    expect(journey.refreshed.refresh_token).not.toBe(journey.registered.refresh_token)
+    expect(journey.refreshed.expires_in).toBe(900)
+    expect(journey.sessions.data?.data.filter((session) => session.current)).toHaveLength(1)
+    expect(journey.logout.response.status).toBe(204)
+    expect(journey.refreshAfterLogout.response.status).toBe(401)
+    expect(journey.refreshAfterLogout.error?.error).toBeString()
+    expect(journey.meAfterLogout.response.status).toBe(401)
   })
 })

@@ -110,7 +110,8 @@ describe('configuration', () => {
     expect(config).toMatchObject({
       PORT: 3000,
       REDIS_URL: 'redis://127.0.0.1:6379',
-      JWT_EXPIRES_IN: '1h',
+      JWT_EXPIRES_IN: '15m',
+      REFRESH_TOKEN_TTL: '30d',
       LOG_LEVEL: 'info',
       WORKER_CONCURRENCY: 10,
     })
@@ -122,6 +123,7 @@ describe('configuration', () => {
     [{ ...valid, PORT: '70000' }, /PORT is invalid/],
     [{ ...valid, DATABASE_URL: 'mysql://x' }, /DATABASE_URL is invalid/],
     [{ ...valid, JWT_EXPIRES_IN: 'forever' }, /JWT_EXPIRES_IN is invalid/],
+    [{ ...valid, REFRESH_TOKEN_TTL: '30 parsecs' }, /REFRESH_TOKEN_TTL is invalid/],
     [{ ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL is invalid/],
     [{ ...valid, WORKER_CONCURRENCY: '0' }, /WORKER_CONCURRENCY is invalid/],
     [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, /at least 32 characters/],

@@ -1,4 +1,5 @@
 import { sql } from '../db/client'
+import { closeRedis } from '../lib/redis'
 import { setRole } from '../modules/auth/service'
 
 const [email, role] = process.argv.slice(2)
@@ -14,9 +15,10 @@ try {
     process.exitCode = 1
   } else {
     console.log(
-      `${user.email} is now ${user.role} (it counts at once; a promoted user logs in again for an admin token)`,
+      `${user.email} is now ${user.role}; their sessions have ended, so they sign in again (with the new role)`,
     )
   }
 } finally {
+  await closeRedis()
   await sql.end({ timeout: 5 })
 }

@@ -43,6 +43,45 @@ export const users = pgTable(
   ],
 )
 
+/**
+ * A signed-in device: each register or login starts one, and its access tokens name it (`sid`),
+ * so revoking the row ends them. `expires_at` moves forward with each refresh.
+ */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    userAgent: varchar('user_agent', { length: 512 }),
+    ip: varchar('ip', { length: 64 }),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (table) => [index('sessions_user_id_idx').on(table.userId, table.id)],
+)
+
+/**
+ * Every refresh token a session was given, by SHA-256 of the token (the token itself is never
+ * stored). The unspent one is the session's current token; a spent one presented again is a
+ * replay (reuse detection) and revokes the session.
+ */
+export const refreshTokens = pgTable(
+  'refresh_tokens',
+  {
+    tokenHash: varchar('token_hash', { length: 64 }).primaryKey(),
+    sessionId: integer('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    spentAt: timestamp('spent_at', { withTimezone: true }),
+  },
+  (table) => [index('refresh_tokens_session_id_idx').on(table.sessionId)],
+)
+
 export const products = pgTable(
   'products',
   {

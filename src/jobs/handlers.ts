@@ -2,6 +2,7 @@ import { UnrecoverableError } from 'bullmq'
 import { config } from '../config'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
+import { deleteEndedSessions } from '../modules/auth/sessions'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
 import { deleteRelayedOutboxRows } from './outbox'
 import { fromStatuses } from '../modules/orders/lifecycle'
@@ -212,11 +213,15 @@ export async function writeAudits(entries: AuditEntry[]) {
 export const writeAudit = (payload: AuditPayload, key: string) => writeAudits([{ ...payload, key }])
 
 /**
- * Idempotency keys past their 24 h window (ignored on read anyway) and outbox rows relayed more
- * than a week ago go, so that neither table grows without bound.
+ * Idempotency keys past their 24 h window (ignored on read anyway), outbox rows relayed more
+ * than a week ago and sessions ended more than a week ago go, so that no table grows without bound.
  */
 export async function housekeeping() {
-  const [keys, outboxRows] = await Promise.all([deleteExpiredIdempotencyKeys(), deleteRelayedOutboxRows()])
-  if (keys || outboxRows) logger.info({ keys, outboxRows }, 'housekeeping done')
-  return { keys, outboxRows }
+  const [keys, outboxRows, sessions] = await Promise.all([
+    deleteExpiredIdempotencyKeys(),
+    deleteRelayedOutboxRows(),
+    deleteEndedSessions(),
+  ])
+  if (keys || outboxRows || sessions) logger.info({ keys, outboxRows, sessions }, 'housekeeping done')
+  return { keys, outboxRows, sessions }
 }

@@ -13,6 +13,13 @@ export const createProducerConnection = (url = config.REDIS_URL) =>
 /** Workers block on Redis and must retry forever (BullMQ requires maxRetriesPerRequest: null). */
 export const createWorkerConnection = (url = config.REDIS_URL) => new IORedis(url, { maxRetriesPerRequest: null })
 
+/**
+ * Pub/sub: retries forever. It does not re-subscribe on its own: the subscriber does so on
+ * `ready`, so that it knows when it may have missed messages.
+ */
+export const createSubscriberConnection = (url = config.REDIS_URL) =>
+  new IORedis(url, { maxRetriesPerRequest: null, autoResubscribe: false })
+
 const ERROR_LOG_INTERVAL_MS = 10_000
 
 /**

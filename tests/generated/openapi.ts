@@ -43,8 +43,42 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange email and password for a bearer token */
+        /** Start a session: exchange email and password for an access and a refresh token */
         post: operations["postApiAuthLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End this session: its refresh and access tokens stop working */
+        post: operations["postApiAuthLogout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End every session of the signed-in user, this one included */
+        post: operations["postApiAuthLogout-all"];
         delete?: never;
         options?: never;
         head?: never;
@@ -68,6 +102,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change the password; every other session of the user ends
+         * @description A wrong `current_password` is a 400. It counts against the login rate limit.
+         */
+        post: operations["postApiAuthPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a refresh token for new tokens (rotation)
+         * @description The refresh token presented is spent and a new one is returned with a new access token. Presenting a spent refresh token again revokes the whole session (reuse detection), so a client must not refresh twice in parallel with one token.
+         */
+        post: operations["postApiAuthRefresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/register": {
         parameters: {
             query?: never;
@@ -78,11 +152,45 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Create a customer account
+         * Create a customer account (and start a session)
          * @description Always creates a `customer`; a `role` field in the body is ignored.
          */
         post: operations["postApiAuthRegister"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in user’s live sessions, newest first */
+        get: operations["getApiAuthSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one of the signed-in user’s sessions */
+        delete: operations["deleteApiAuthSessionsById"];
         options?: never;
         head?: never;
         patch?: never;
@@ -518,6 +626,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /**
+                         * @description Lifetime of `token` in seconds
+                         * @example 900
+                         */
+                        expires_in: number;
+                        /** @description Opaque; exchange it at POST /api/auth/refresh for new tokens. Each one works once. */
+                        refresh_token: string;
+                        /** @description Access token (JWT), sent as `Authorization: Bearer <token>` */
                         token: string;
                         /** User */
                         user: {
@@ -564,6 +680,74 @@ export interface operations {
             };
             /** @description Rate limited (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiAuthLogout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    "postApiAuthLogout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -625,6 +809,175 @@ export interface operations {
             };
         };
     };
+    postApiAuthPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    current_password: string;
+                    /**
+                     * @description 8 to 128 characters
+                     * @example correct horse battery
+                     */
+                    new_password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiAuthRefresh: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    refresh_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Lifetime of `token` in seconds
+                         * @example 900
+                         */
+                        expires_in: number;
+                        /** @description Opaque; exchange it at POST /api/auth/refresh for new tokens. Each one works once. */
+                        refresh_token: string;
+                        /** @description Access token (JWT), sent as `Authorization: Bearer <token>` */
+                        token: string;
+                        /** User */
+                        user: {
+                            /** Format: date-time */
+                            created_at: string;
+                            email: string;
+                            id: number;
+                            role: "customer" | "admin";
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
     postApiAuthRegister: {
         parameters: {
             query?: never;
@@ -656,6 +1009,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /**
+                         * @description Lifetime of `token` in seconds
+                         * @example 900
+                         */
+                        expires_in: number;
+                        /** @description Opaque; exchange it at POST /api/auth/refresh for new tokens. Each one works once. */
+                        refresh_token: string;
+                        /** @description Access token (JWT), sent as `Authorization: Bearer <token>` */
                         token: string;
                         /** User */
                         user: {
@@ -702,6 +1063,134 @@ export interface operations {
             };
             /** @description Rate limited (see Retry-After) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    getApiAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description True for the session of the token used for this request */
+                            current: boolean;
+                            /**
+                             * Format: date-time
+                             * @description When its refresh token expires
+                             */
+                            expires_at: string;
+                            id: number;
+                            ip: string | null;
+                            /**
+                             * Format: date-time
+                             * @description Start or last refresh
+                             */
+                            last_used_at: string;
+                            user_agent: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    deleteApiAuthSessionsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -3,16 +3,15 @@ import { Elysia } from 'elysia'
 import { LRUCache } from 'lru-cache'
 import { config } from '../../config'
 import { forbidden, unauthorized } from '../../lib/errors'
-import { currentRole } from './accounts'
 import type { Role } from './model'
+import { sessionRole } from './revocation'
+import { ACCESS_TOKEN_SECONDS } from './sessions'
 
-// jose reads a bare number as an absolute timestamp; the contract means seconds from now.
-const expiresIn = /^\d+$/.test(config.JWT_EXPIRES_IN) ? `${config.JWT_EXPIRES_IN}s` : config.JWT_EXPIRES_IN
-
-export type Principal = { id: number; role: Role }
+/** The signed-in caller: the user, the account's current role and the session of the token. */
+export type Principal = { id: number; role: Role; sessionId: number }
 
 export const tokens = new Elysia({ name: 'tokens' }).use(
-  jwt({ name: 'jwt', secret: config.JWT_SECRET, alg: 'HS256', exp: expiresIn }),
+  jwt({ name: 'jwt', secret: config.JWT_SECRET, alg: 'HS256', exp: `${ACCESS_TOKEN_SECONDS}s` }),
 )
 
 const bearerToken = (header: string | undefined) => {
@@ -20,7 +19,9 @@ const bearerToken = (header: string | undefined) => {
   return match?.[1]
 }
 
-type Claims = { sub?: string; role?: unknown; exp?: number }
+type Claims = { sub?: string; role?: unknown; sid?: unknown; exp?: number }
+
+const isId = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) > 0
 
 // A token's signature never changes, so one that verified is remembered until it expires:
 // WebCrypto's HMAC check costs ~0.1 ms, the largest CPU item of an authenticated request.
@@ -40,7 +41,8 @@ const principals = new WeakMap<Request, Principal>()
 
 /**
  * `auth: true` needs any signed-in user; `auth: 'admin'` or `auth: 'customer'` needs that role.
- * The principal's role is the account's current one (see accounts.ts), not the token's claim.
+ * The token's session must be live (see revocation.ts), and the principal's role is the
+ * account's current one, not the token's claim.
  */
 export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
   auth: (required: true | Role) => ({
@@ -51,12 +53,13 @@ export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
       const payload = await verifiedClaims(token, () => jwt.verify(token, { algorithms: ['HS256'] }))
       if (!payload) throw unauthorized('Invalid or expired token')
       const id = Number(payload.sub)
-      if (!Number.isSafeInteger(id) || id < 1 || (payload.role !== 'admin' && payload.role !== 'customer'))
+      const sessionId = payload.sid
+      if (!isId(id) || !isId(sessionId) || (payload.role !== 'admin' && payload.role !== 'customer'))
         throw unauthorized('Invalid token claims')
-      const role = await currentRole(id, payload.role)
-      if (!role) throw unauthorized('The account of this token no longer exists')
+      const role = await sessionRole(sessionId, id, payload.role)
+      if (!role) throw unauthorized('This session has ended: sign in again')
       if (required !== true && role !== required) throw forbidden(`This action requires the ${required} role`)
-      principals.set(request, { id, role })
+      principals.set(request, { id, role, sessionId })
     },
     resolve({ request }) {
       const principal = principals.get(request)

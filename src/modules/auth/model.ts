@@ -37,5 +37,36 @@ export const User = t.Object(
 )
 export type User = Static<typeof User>
 
-export const AuthResponse = t.Object({ token: t.String(), user: User })
+export const AuthResponse = t.Object(
+  {
+    token: t.String({ description: 'Access token (JWT), sent as `Authorization: Bearer <token>`' }),
+    refresh_token: t.String({
+      description: 'Opaque; exchange it at POST /api/auth/refresh for new tokens. Each one works once.',
+    }),
+    expires_in: t.Integer({ description: 'Lifetime of `token` in seconds', examples: [900] }),
+    user: User,
+  },
+  { title: 'AuthResponse' },
+)
+
+export const RefreshBody = t.Object({ refresh_token: t.String({ maxLength: 512 }) })
+
+export const PasswordChange = t.Object({
+  current_password: t.String({ maxLength: 1024 }),
+  new_password: Password,
+})
+
+export const Session = t.Object(
+  {
+    id: t.Integer(),
+    created_at: t.String({ format: 'date-time' }),
+    last_used_at: t.String({ format: 'date-time', description: 'Start or last refresh' }),
+    expires_at: t.String({ format: 'date-time', description: 'When its refresh token expires' }),
+    user_agent: t.Union([t.String(), t.Null()]),
+    ip: t.Union([t.String(), t.Null()]),
+    current: t.Boolean({ description: 'True for the session of the token used for this request' }),
+  },
+  { title: 'Session' },
+)
+export const SessionList = t.Object({ data: t.Array(Session) })
 export const MeResponse = t.Object({ user: User })

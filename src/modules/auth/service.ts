@@ -1,8 +1,9 @@
 import { eq, sql } from 'drizzle-orm'
 import { db } from '../../db/client'
 import { users } from '../../db/schema'
-import { conflict, unauthorized } from '../../lib/errors'
+import { badRequest, conflict, unauthorized } from '../../lib/errors'
 import type { Role, User } from './model'
+import { revokeUserSessions } from './sessions'
 
 // OWASP's argon2id baseline: slow to guess, but small enough (19 MiB) to keep the API lean.
 const HASH_OPTIONS = { algorithm: 'argon2id', memoryCost: 19_456, timeCost: 2 } as const
@@ -87,11 +88,28 @@ export async function upsertUser(email: string, password: string, role: Role): P
   return toUser(row!)
 }
 
+/** Sets the account's role and ends all its sessions: its tokens were issued for the old role. */
 export async function setRole(email: string, role: Role): Promise<User | undefined> {
   const [row] = await db
     .update(users)
     .set({ role })
     .where(eq(sql`lower(${users.email})`, normalizeEmail(email)))
     .returning()
+  if (row) await revokeUserSessions(row.id)
   return row && toUser(row)
+}
+
+/**
+ * Replaces the password once the current one is proved, and ends every other session of the
+ * user: whoever knew the old password is signed out, the device that changed it stays in.
+ */
+export async function changePassword(userId: number, sessionId: number, current: string, next: string) {
+  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId))
+  if (!row || !(await Bun.password.verify(current, row.passwordHash)))
+    throw badRequest('The current password is not correct')
+  await db
+    .update(users)
+    .set({ passwordHash: await hashPassword(next) })
+    .where(eq(users.id, userId))
+  await revokeUserSessions(userId, sessionId)
 }

@@ -1,6 +1,5 @@
-import { Type } from '@sinclair/typebox'
 import { Elysia } from 'elysia'
-import { errorResponses, IdParams, pageOf, pagination } from '../../lib/model'
+import { errorResponses, IdParams, noContent, pageOf, pagination } from '../../lib/model'
 import { authGuard } from '../auth/guard'
 import { CreateProductBody, ListProductsQuery, Product, UpdateProductBody } from './model'
 import { createProduct, deleteProduct, getProduct, listProducts, updateProduct } from './service'
@@ -47,7 +46,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     {
       auth: 'admin',
       params: IdParams,
-      response: { 204: Type.Void({ description: 'Deleted' }), ...errorResponses(400, 401, 403, 404) },
+      response: { 204: noContent('Deleted'), ...errorResponses(400, 401, 403, 404) },
       detail: { summary: 'Delete a product (admin); its past order lines are kept' },
     },
   )
