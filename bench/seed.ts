@@ -28,12 +28,18 @@ export async function seedBenchDatabase() {
       INSERT INTO users (email, password_hash)
       SELECT 'bench-' || g || '@example.com', ${hash} FROM generate_series(1, ${bench.customers}) AS g
       RETURNING id`
+    // Each customer signs in once: its token names a session, as login's do.
+    const sessions = await db<{ id: number; user_id: number }[]>`
+      INSERT INTO sessions (user_id, expires_at)
+      SELECT id, now() + interval '1 day' FROM unnest(${customers.map((row) => row.id)}::int[]) AS id
+      RETURNING id, user_id`
+    const sessionOf = new Map(sessions.map((row) => [row.user_id, row.id]))
     await db`VACUUM ANALYZE`
     const active = await db<{ id: number }[]>`SELECT id FROM products WHERE is_active AND id <> ${hot!.id} ORDER BY id`
     const key = new TextEncoder().encode(bench.jwtSecret)
     const tokens = await Promise.all(
       customers.map((customer) =>
-        new SignJWT({ role: 'customer' })
+        new SignJWT({ role: 'customer', sid: sessionOf.get(customer.id)!, jti: crypto.randomUUID() })
           .setProtectedHeader({ alg: 'HS256' })
           .setSubject(String(customer.id))
           .setIssuedAt()
