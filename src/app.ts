@@ -12,6 +12,7 @@ import { docsRoutes } from './modules/docs'
 import { healthRoutes } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
+import { webhookRoutes } from './modules/webhooks'
 
 registerQueueGauges(registry)
 
@@ -26,6 +27,7 @@ export const app = new Elysia()
   .use(productRoutes)
   .use(orderRoutes)
   .use(adminRoutes)
+  .use(webhookRoutes)
   .use(queueDashboard)
 
 export type App = typeof app

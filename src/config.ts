@@ -53,6 +53,14 @@ const EnvSchema = t.Object({
   RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
   // Behind reverse proxies: `true` (one) or how many proxies append to X-Forwarded-For.
   TRUST_PROXY: t.String({ pattern: '^(true|false|[0-9])$', default: 'false' }),
+  // Outbound webhooks: an attempt's timeout, attempts per delivery, the first retry's delay
+  // (doubling, with jitter), and after how many failed deliveries in a row an endpoint is disabled.
+  WEBHOOK_TIMEOUT_MS: t.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
+  WEBHOOK_MAX_ATTEMPTS: t.Integer({ minimum: 1, maximum: 50, default: 8 }),
+  WEBHOOK_BACKOFF_MS: t.Integer({ minimum: 1, maximum: 3_600_000, default: 30_000 }),
+  WEBHOOK_DISABLE_AFTER: t.Integer({ minimum: 1, maximum: 10_000, default: 20 }),
+  // `true` lets webhooks target loopback and private addresses (local development, tests).
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: t.Boolean({ default: false }),
   // Comma-separated origins allowed to call the API from a browser (empty: same origin only; * for any).
   CORS_ORIGINS: t.String({ default: '' }),
 })

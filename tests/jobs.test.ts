@@ -351,7 +351,7 @@ describe('queue operations', () => {
     const api = await call('GET', '/admin/queues/api/queues', { headers: basic(adminRow!.email, 'admin-password') })
     expect(api.status).toBe(200)
     expect(api.body.queues.map((queue: { name: string }) => queue.name).sort()).toEqual(
-      [QUEUES.audit, QUEUES.housekeeping, QUEUES.orderConfirmation, QUEUES.orderNotification].sort(),
+      [QUEUES.audit, QUEUES.housekeeping, QUEUES.orderConfirmation, QUEUES.orderNotification, QUEUES.webhooks].sort(),
     )
   })
 

@@ -239,6 +239,7 @@ describe('what a move leaves behind', () => {
     ).toBe(1)
     const events = await sql`SELECT type FROM events WHERE order_id = ${id} ORDER BY id`
     expect(events.map((row) => row.type)).toEqual([
+      'order.placed',
       'order.confirmed',
       'order.processing',
       'order.shipped',
@@ -270,8 +271,11 @@ describe('what a move leaves behind', () => {
       actorId: owner.user.id,
       details: { from: 'confirmed', byRole: 'customer', restocked: [{ productId, quantity: 2 }] },
     })
+    // The event's data is the order as GET /api/orders/:id shows it right after the change.
     const [event] = await sql`SELECT payload FROM events WHERE order_id = ${id} AND type = 'order.cancelled'`
-    expect(event!.payload).toEqual({ orderId: id, status: 'cancelled', previousStatus: 'confirmed' })
+    const shown = await call('GET', `/api/orders/${id}`, { token: owner.token })
+    expect(shown.body.status).toBe('cancelled')
+    expect(event!.payload).toEqual(shown.body)
   })
 })
 

@@ -30,6 +30,12 @@ Object.assign(process.env, {
   TRUST_PROXY: 'false',
   CORS_ORIGINS: '',
   WORKER_METRICS_PORT: '0',
+  // Webhook tests: a receiver on loopback, quick retries and timeouts.
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+  WEBHOOK_BACKOFF_MS: '20',
+  WEBHOOK_TIMEOUT_MS: '500',
+  WEBHOOK_MAX_ATTEMPTS: '3',
+  WEBHOOK_DISABLE_AFTER: '3',
 })
 
 const maintenanceUrl = Object.assign(new URL(baseUrl), { pathname: '/postgres' }).toString()

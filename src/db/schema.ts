@@ -19,6 +19,7 @@ const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull(
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow()
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
+export const webhookDeliveryStatus = pgEnum('webhook_delivery_status', ['pending', 'succeeded', 'failed'])
 export const orderStatus = pgEnum('order_status', [
   'pending',
   'confirmed',
@@ -152,8 +153,9 @@ export const orderStatusHistory = pgTable(
 )
 
 /**
- * What happened to orders, for subscribers outside the service (outbound webhooks deliver
- * these): written in the same transaction as the change, one row per event.
+ * What happened, for subscribers outside the service: written in the same transaction as the
+ * change, one row per event, `payload` being the webhook's `data` (the order or product right
+ * after the change). A trigger fans each one out to the subscribed webhook endpoints.
  */
 export const events = pgTable(
   'events',
@@ -164,7 +166,57 @@ export const events = pgTable(
     payload: jsonb('payload').notNull().default({}),
     createdAt: createdAt(),
   },
-  (table) => [index('events_order_id_idx').on(table.orderId)],
+  (table) => [index('events_order_id_idx').on(table.orderId), index('events_created_at_idx').on(table.createdAt)],
+)
+
+/**
+ * Where events are sent. The signing secret is kept as issued (the server must sign with it);
+ * it is returned only when created or rotated and never logged. After a rotation the previous
+ * secret signs too, until `previous_secret_expires_at`.
+ */
+export const webhookEndpoints = pgTable('webhook_endpoints', {
+  id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+  url: varchar('url', { length: 2048 }).notNull(),
+  events: varchar('events', { length: 64 }).array().notNull(),
+  description: varchar('description', { length: 500 }),
+  enabled: boolean('enabled').notNull().default(true),
+  secret: varchar('secret', { length: 128 }).notNull(),
+  previousSecret: varchar('previous_secret', { length: 128 }),
+  previousSecretExpiresAt: timestamp('previous_secret_expires_at', { withTimezone: true }),
+  // Deliveries that failed for good since the last success: at WEBHOOK_DISABLE_AFTER it is disabled.
+  failedInARow: integer('failed_in_a_row').notNull().default(0),
+  disabledReason: varchar('disabled_reason', { length: 200 }),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+})
+
+/**
+ * One event for one endpoint: written with the event (by the `events` fan-out trigger, in the
+ * change's own transaction) for every endpoint subscribed at that moment, then attempted by the
+ * worker until it succeeds or runs out of attempts. Its id is the `webhook-id` of every attempt.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    endpointId: integer('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    eventId: bigint('event_id', { mode: 'number' })
+      .notNull()
+      .references(() => events.id, { onDelete: 'cascade' }),
+    status: webhookDeliveryStatus('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    lastStatusCode: integer('last_status_code'),
+    lastError: varchar('last_error', { length: 500 }),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).defaultNow(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    uniqueIndex('webhook_deliveries_event_endpoint_key').on(table.eventId, table.endpointId),
+    index('webhook_deliveries_endpoint_idx').on(table.endpointId, table.id),
+  ],
 )
 
 export const orderItems = pgTable(

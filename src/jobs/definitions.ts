@@ -1,5 +1,6 @@
 import { Type as t, type Static } from '@sinclair/typebox'
 import type { JobsOptions } from 'bullmq'
+import { config } from '../config'
 import { enumOf } from '../lib/model'
 
 // Queues, job names and payloads, declared once for the producer (API) and the consumer (worker).
@@ -9,6 +10,7 @@ export const QUEUES = {
   audit: 'audit',
   orderNotification: 'order-notification',
   housekeeping: 'housekeeping',
+  webhooks: 'webhooks',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 
@@ -17,6 +19,7 @@ export const JOB_NAMES = {
   audit: 'audit',
   orderNotification: 'order.notification',
   housekeeping: 'housekeeping',
+  webhookDelivery: 'webhook.delivery',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
@@ -56,6 +59,10 @@ export const OrderNotificationPayload = t.Object({
   kind: t.Union([t.Literal('shipped'), t.Literal('delivered')]),
 })
 export type OrderNotificationPayload = Static<typeof OrderNotificationPayload>
+
+/** One attempt schedule of one webhook delivery (a row written by the events fan-out trigger). */
+export const WebhookDeliveryJob = t.Object({ deliveryId: t.Integer({ minimum: 1 }) })
+export type WebhookDeliveryJob = Static<typeof WebhookDeliveryJob>
 
 /** The most outbox rows one job carries. */
 export const MAX_ROWS_PER_JOB = 100
@@ -100,3 +107,19 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   // Exhausted jobs stay in the failed set until an operator retries or removes them.
   removeOnFail: false,
 }
+
+/** The backoff strategy the worker registers for webhook deliveries (see webhooks/delivery.ts). */
+export const WEBHOOK_BACKOFF = 'webhook'
+
+/**
+ * Webhook deliveries: WEBHOOK_MAX_ATTEMPTS attempts in all, the waits computed by the worker
+ * (exponential with jitter from WEBHOOK_BACKOFF_MS, or the receiver's Retry-After).
+ */
+export const WEBHOOK_JOB_OPTIONS: JobsOptions = {
+  ...DEFAULT_JOB_OPTIONS,
+  attempts: config.WEBHOOK_MAX_ATTEMPTS,
+  backoff: { type: WEBHOOK_BACKOFF },
+}
+
+export const jobOptionsFor = (queue: QueueName) =>
+  queue === QUEUES.webhooks ? WEBHOOK_JOB_OPTIONS : DEFAULT_JOB_OPTIONS

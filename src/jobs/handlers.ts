@@ -4,6 +4,7 @@ import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { deleteEndedSessions } from '../modules/auth/sessions'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
+import { deleteOldEvents } from '../modules/webhooks/service'
 import { deleteRelayedOutboxRows } from './outbox'
 import { fromStatuses } from '../modules/orders/lifecycle'
 import type { AuditEntry, AuditPayload, OrderNotificationPayload } from './definitions'
@@ -121,15 +122,14 @@ export async function confirmOrders(orderIds: number[], mailer: Mailer) {
     WITH confirmed AS (
       UPDATE orders SET status = 'confirmed', updated_at = now()
       WHERE id = ANY(${[...sent, ...alreadySent]}::int[]) AND status = ANY(${fromStatuses('confirmed', 'worker')}::order_status[])
-      RETURNING id, user_id
+      RETURNING id, user_id, orders AS row
     ),
     history AS (
       INSERT INTO order_status_history (order_id, from_status, to_status) SELECT id, 'pending', 'confirmed' FROM confirmed
     ),
     events_written AS (
       INSERT INTO events (type, order_id, payload)
-      SELECT 'order.confirmed', id, jsonb_build_object('orderId', id, 'status', 'confirmed', 'previousStatus', 'pending')
-      FROM confirmed
+      SELECT 'order.confirmed', id, order_document(row, order_items_document(id)) FROM confirmed
     ),
     -- The worker audits its own change here, in the same transaction, rather than through the
     -- outbox and another job: the key makes a second run a no-op.
@@ -214,14 +214,16 @@ export const writeAudit = (payload: AuditPayload, key: string) => writeAudits([{
 
 /**
  * Idempotency keys past their 24 h window (ignored on read anyway), outbox rows relayed more
- * than a week ago and sessions ended more than a week ago go, so that no table grows without bound.
+ * than a week ago, sessions ended more than a week ago and events older than 30 days (with their
+ * webhook deliveries, once none is pending) go, so that no table grows without bound.
  */
 export async function housekeeping() {
-  const [keys, outboxRows, sessions] = await Promise.all([
+  const [keys, outboxRows, sessions, events] = await Promise.all([
     deleteExpiredIdempotencyKeys(),
     deleteRelayedOutboxRows(),
     deleteEndedSessions(),
+    deleteOldEvents(),
   ])
-  if (keys || outboxRows || sessions) logger.info({ keys, outboxRows, sessions }, 'housekeeping done')
-  return { keys, outboxRows, sessions }
+  if (keys || outboxRows || sessions || events) logger.info({ keys, outboxRows, sessions, events }, 'housekeeping done')
+  return { keys, outboxRows, sessions, events }
 }

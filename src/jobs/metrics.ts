@@ -32,3 +32,10 @@ export function serveWorkerMetrics(port: number) {
     },
   })
 }
+
+export const webhookAttempts = new client.Counter({
+  name: 'webhook_attempts_total',
+  help: 'Webhook delivery attempts, by outcome (succeeded, retrying, failed: out of attempts, gone: 410, skipped: endpoint disabled)',
+  labelNames: ['outcome'] as const,
+  registers: [workerRegistry],
+})

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq'
 import { config } from '../config'
 import { logRedisErrors, redis } from '../lib/redis'
-import { DEFAULT_JOB_OPTIONS, QUEUE_NAMES, type QueueName } from './definitions'
+import { jobOptionsFor, QUEUE_NAMES, type QueueName } from './definitions'
 
 export type Queues = Record<QueueName, Queue>
 
@@ -14,7 +14,7 @@ export function queues(): Queues {
       const queue = new Queue(name, {
         connection: redis(),
         prefix: config.QUEUE_PREFIX,
-        defaultJobOptions: DEFAULT_JOB_OPTIONS,
+        defaultJobOptions: jobOptionsFor(name),
       })
       logRedisErrors(queue, `queue ${name}`)
       return [name, queue]

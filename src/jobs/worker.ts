@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value'
 import type { TSchema, Static } from '@sinclair/typebox'
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
 import { config } from '../config'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
@@ -13,11 +13,14 @@ import {
   OrderConfirmationPayload,
   OrderNotificationPayload,
   QUEUES,
+  WEBHOOK_BACKOFF,
+  WebhookDeliveryJob,
 } from './definitions'
 import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection, logRedisErrors } from '../lib/redis'
+import { backoffMs, deliverWebhook, RetryLater } from '../modules/webhooks/delivery'
 
 export type WorkerOptions = {
   mailer: Mailer
@@ -101,6 +104,19 @@ export function startWorkers(options: WorkerOptions) {
     }
   }
 
+  /**
+   * One attempt of a webhook delivery. An endpoint already at its concurrency in this process
+   * puts the job back for a moment, freeing the slot for other endpoints' deliveries.
+   */
+  async function webhookDelivery(job: Job, token?: string) {
+    const { deliveryId } = checked(job, WebhookDeliveryJob)
+    const attempt = { number: job.attemptsMade + 1, last: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }
+    if ((await deliverWebhook(deliveryId, attempt)) === 'busy') {
+      await job.moveToDelayed(Date.now() + 250 + Math.random() * 250, token)
+      throw new DelayedError()
+    }
+  }
+
   const workers = [
     new Worker(QUEUES.orderConfirmation, confirmationBatch, common),
     new Worker(QUEUES.audit, auditBatch, common),
@@ -110,6 +126,14 @@ export function startWorkers(options: WorkerOptions) {
       common,
     ),
     new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
+    // Its own worker and slots: a slow or dead endpoint never holds up confirmations or audits.
+    new Worker(QUEUES.webhooks, webhookDelivery, {
+      ...common,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string, error?: Error) =>
+          type === WEBHOOK_BACKOFF && error instanceof RetryLater ? error.delayMs : backoffMs(attemptsMade),
+      },
+    }),
   ]
   // Upserted by every worker under one id: one schedule for the whole cluster, shown in Bull Board.
   const scheduled = housekeepingQueue
@@ -123,6 +147,7 @@ export function startWorkers(options: WorkerOptions) {
     ...(job.data && 'orderIds' in job.data ? { orderIds: job.data.orderIds } : {}),
     ...(job.data && 'entries' in job.data ? { entries: job.data.entries.length } : {}),
     ...(job.data && 'orderId' in job.data ? { orderId: job.data.orderId } : {}),
+    ...(job.data && 'deliveryId' in job.data ? { deliveryId: job.data.deliveryId } : {}),
     ...(job.data && 'entity' in job.data ? { entity: job.data.entity, entityId: job.data.entityId } : {}),
   })
   const record = (job: Job, outcome: 'completed' | 'failed') => {

@@ -34,6 +34,117 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the webhook endpoints (admin) */
+        get: operations["getApiAdminWebhooks"];
+        put?: never;
+        /**
+         * Subscribe an endpoint to events (admin); the answer holds its secret, shown only here
+         * @description Deliveries follow Standard Webhooks: `webhook-id`, `webhook-timestamp` and `webhook-signature` (`v1,` + base64 HMAC-SHA256 of `<id>.<timestamp>.<body>` keyed with the decoded secret).
+         */
+        post: operations["postApiAdminWebhooks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get one webhook endpoint (admin; never its secret) */
+        get: operations["getApiAdminWebhooksById"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint (admin) */
+        delete: operations["deleteApiAdminWebhooksById"];
+        options?: never;
+        head?: never;
+        /** Change an endpoint’s url, events, description or enabled flag (admin) */
+        patch: operations["patchApiAdminWebhooksById"];
+        trace?: never;
+    };
+    "/api/admin/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint’s delivery log, newest first (admin) */
+        get: operations["getApiAdminWebhooksByIdDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attempt a delivery again, with the same webhook-id (admin) */
+        post: operations["postApiAdminWebhooksByIdDeliveriesByDelivery_idRetry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the signing secret (admin)
+         * @description For 24 hours deliveries carry signatures with both the new and the previous secret.
+         */
+        post: operations["postApiAdminWebhooksByIdRotate-secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a `webhook.test` event to this endpoint alone (admin) */
+        post: operations["postApiAdminWebhooksByIdTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -459,6 +570,13 @@ export interface operations {
                                 failed: number;
                                 waiting: number;
                             };
+                            webhooks: {
+                                active: number;
+                                completed: number;
+                                delayed: number;
+                                failed: number;
+                                waiting: number;
+                            };
                         };
                     };
                 };
@@ -518,7 +636,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: "order-confirmation" | "audit" | "order-notification" | "housekeeping";
+                queue: "order-confirmation" | "audit" | "order-notification" | "housekeeping" | "webhooks";
             };
             cookie?: never;
         };
@@ -586,6 +704,905 @@ export interface operations {
             };
             /** @description A dependency is unavailable */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    getApiAdminWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            created_at: string;
+                            description: string | null;
+                            /** @description Why it was disabled automatically */
+                            disabled_reason: string | null;
+                            enabled: boolean;
+                            events: string[];
+                            id: number;
+                            /** Format: date-time */
+                            updated_at: string;
+                            url: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiAdminWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    description?: string;
+                    events: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "webhook.test" | "*")[];
+                    /**
+                     * @description Absolute http(s) URL; loopback, private and link-local targets are refused
+                     * @example https://erp.example.com/hooks/orders
+                     */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string | null;
+                        /** @description Why it was disabled automatically */
+                        disabled_reason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        id: number;
+                        /** @description Signing secret (`whsec_` + base64). Shown only when created or rotated: store it now. */
+                        secret: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                        url: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    getApiAdminWebhooksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string | null;
+                        /** @description Why it was disabled automatically */
+                        disabled_reason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        id: number;
+                        /** Format: date-time */
+                        updated_at: string;
+                        url: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    deleteApiAdminWebhooksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted, with its deliveries */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    patchApiAdminWebhooksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    description?: string | null;
+                    /** @description Enabling again also clears the failure count */
+                    enabled?: boolean;
+                    events?: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "webhook.test" | "*")[];
+                    /**
+                     * @description Absolute http(s) URL; loopback, private and link-local targets are refused
+                     * @example https://erp.example.com/hooks/orders
+                     */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string | null;
+                        /** @description Why it was disabled automatically */
+                        disabled_reason: string | null;
+                        enabled: boolean;
+                        events: string[];
+                        id: number;
+                        /** Format: date-time */
+                        updated_at: string;
+                        url: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    getApiAdminWebhooksByIdDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 10, capped at 50) */
+                limit?: string;
+                /**
+                 * @description Page number, from 1 (default 1)
+                 * @example 1
+                 */
+                page?: string;
+                status?: "pending" | "succeeded" | "failed";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            attempts: number;
+                            /** Format: date-time */
+                            created_at: string;
+                            event_id: number;
+                            event_type: string;
+                            /** @description Also the `webhook-id` header, as `msg_<id>` */
+                            id: number;
+                            last_error: string | null;
+                            last_status_code: number | null;
+                            next_attempt_at: string | null;
+                            status: "pending" | "succeeded" | "failed";
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        limit: number;
+                        page: number;
+                        total: number;
+                        total_pages: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiAdminWebhooksByIdDeliveriesByDelivery_idRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Delivery id
+                 * @example 1
+                 */
+                delivery_id: string;
+                /**
+                 * @description Webhook id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        delivery_id: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Conflict: duplicate, insufficient inventory, inactive product or state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    "postApiAdminWebhooksByIdRotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Signing secret (`whsec_` + base64). Shown only when created or rotated: store it now. */
+                        secret: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiAdminWebhooksByIdTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        delivery_id: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Conflict: duplicate, insufficient inventory, inactive product or state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

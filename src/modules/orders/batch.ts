@@ -276,6 +276,12 @@ async function writeBatch(
         ${lines.map((l) => l.name)}::text[], ${lines.map((l) => l.unit_price_cents)}::int[],
         ${lines.map((l) => l.quantity)}::int[], ${lines.map((l) => l.line_total_cents)}::bigint[])
     ),
+    -- Each order's order.placed event, its data the order as the response shows it.
+    events_written AS (
+      INSERT INTO events (type, order_id, payload)
+      SELECT 'order.placed', * FROM unnest(${placed.map(({ order }) => order.id)}::int[],
+        ${placed.map(({ order }) => JSON.stringify(order))}::jsonb[])
+    ),
     -- The batch's post-order jobs, two outbox rows for all its orders, in the same transaction:
     -- they exist if and only if the orders do.
     jobs AS (

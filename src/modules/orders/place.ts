@@ -21,16 +21,11 @@ export function mergeLines(items: CreateOrderBody['items']) {
 /** Thrown when a line could not be taken (inside a transaction, it rolls the transaction back). */
 class StockShortfall extends Error {}
 
-// The same shape as Date#toISOString, which the rest of the API uses.
-const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
-
-type PlacedRow = Omit<Order, 'total_cents'> & { total_cents: string }
-
 /**
  * Takes the stock and writes the order in one statement (one round trip; row locks are held
  * only while it runs): lock the products in id order, take each line with a conditional
- * update, and only when every line was taken insert the order, its price-snapshot lines and
- * its outbox jobs. Runs on its own (autocommit) or inside the caller's transaction.
+ * update, and only when every line was taken insert the order, its price-snapshot lines, its
+ * outbox jobs and its order.placed event. Runs on its own (autocommit) or inside the caller's transaction.
  */
 export async function takeStockAndInsertOrder(
   db: Sql | TransactionSql,
@@ -38,7 +33,7 @@ export async function takeStockAndInsertOrder(
   productIds: number[],
   quantities: number[],
 ) {
-  const [placed] = await db<PlacedRow[]>`
+  const [placed] = await db<{ body: Order }[]>`
     WITH requested AS (
       SELECT * FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
     ),
@@ -87,18 +82,22 @@ export async function takeStockAndInsertOrder(
         'details', jsonb_build_object('totalCents', o.total_cents,
           'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t)))
       FROM placed o
+    ),
+    -- The order as the API shows it: the response, and the data of its order.placed event.
+    document AS (
+      SELECT o.id, order_document(o::orders, (
+        SELECT jsonb_agg(jsonb_build_object(
+            'product_id', l.product_id, 'name', l.name, 'unit_price_cents', l.unit_price_cents,
+            'quantity', l.quantity, 'line_total_cents', l.line_total_cents) ORDER BY l.product_id)
+        FROM lines l)) AS body
+      FROM placed o
+    ),
+    events_written AS (
+      INSERT INTO events (type, order_id, payload) SELECT 'order.placed', id, body FROM document
     )
-    SELECT o.id, o.user_id, o.status, o.total_cents,
-      (SELECT json_agg(json_build_object(
-          'product_id', l.product_id, 'name', l.name, 'unit_price_cents', l.unit_price_cents,
-          'quantity', l.quantity, 'line_total_cents', l.line_total_cents) ORDER BY l.product_id)
-       FROM lines l) AS items,
-      NULL AS shipment, NULL AS delivered_at,
-      to_char(o.created_at AT TIME ZONE 'UTC', ${ISO_8601}) AS created_at,
-      to_char(o.updated_at AT TIME ZONE 'UTC', ${ISO_8601}) AS updated_at
-    FROM placed o`
+    SELECT body FROM document`
   if (!placed) throw new StockShortfall()
-  return { ...placed, total_cents: Number(placed.total_cents) } satisfies Order
+  return placed.body
 }
 
 /** After a failed attempt: why the order cannot be served now, or nothing (try again). */

@@ -28,7 +28,7 @@ const moverOf = (by: Principal): Mover => (by.role === 'admin' ? 'admin' : 'owne
  * Moves one order to `to` if the lifecycle allows it from its current status for this mover,
  * in one statement: the order row is locked, the status changes only from an allowed status
  * (so of concurrent identical changes exactly one succeeds), and with the change, in the same
- * transaction, its history entry, its event, its audit job and, for shipped and delivered, the
+ * transaction, its history entry, its event (the order as it now is), its audit job and, for shipped and delivered, the
  * customer's notification job. Refused → 404 (unknown, or not the caller's) or 409 with the
  * current status and the moves an admin could make now.
  */
@@ -45,7 +45,7 @@ export async function transition({ orderId, to, by, note, set, also, details }: 
         UPDATE orders o SET status = ${to}, updated_at = now() ${set ?? sql``}
         FROM current c
         WHERE o.id = c.id AND c.status = ANY(${fromStatuses(to, mover)}::order_status[])
-        RETURNING o.id, o.user_id, c.status AS from_status
+        RETURNING o.id, o.user_id, c.status AS from_status, o AS row
       ),
       ${also ?? sql``}
       history AS (
@@ -54,8 +54,7 @@ export async function transition({ orderId, to, by, note, set, also, details }: 
       ),
       events_written AS (
         INSERT INTO events (type, order_id, payload)
-        SELECT ${`order.${to}`}, id, jsonb_build_object('orderId', id, 'status', ${to}::text, 'previousStatus', from_status)
-        FROM changed
+        SELECT ${`order.${to}`}, id, order_document(row, order_items_document(id)) FROM changed
       ),
       jobs AS (
         INSERT INTO outbox (queue, name, payload)

@@ -4,7 +4,7 @@ import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
 import { auditJob, type AuditAction } from '../../jobs/definitions'
-import { enqueue, outboxWritten } from '../../jobs/outbox'
+import { enqueue, outboxWritten, recordEvent } from '../../jobs/outbox'
 import type { CreateProductBody, Product, UpdateProductBody } from './model'
 
 type ProductRow = typeof products.$inferSelect
@@ -78,6 +78,7 @@ export async function createProduct(actorId: number, body: CreateProductBody): P
       .returning()
     const product = toProduct(row!)
     await enqueue(tx, [productAudit('product.created', actorId, product.id, { product })])
+    await recordEvent(tx, 'product.created', product)
     return product
   })
   outboxWritten()
@@ -106,8 +107,10 @@ export async function updateProduct(actorId: number, id: number, body: UpdatePro
       .where(and(eq(products.id, id), notDeleted))
       .returning()
     if (!row) throw productNotFound(id)
+    const product = toProduct(row)
     await enqueue(tx, [productAudit('product.updated', actorId, id, { changes })])
-    return toProduct(row)
+    await recordEvent(tx, 'product.updated', product)
+    return product
   })
   outboxWritten()
   return product
@@ -119,9 +122,10 @@ export async function deleteProduct(actorId: number, id: number): Promise<void> 
       .update(products)
       .set({ deletedAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(eq(products.id, id), notDeleted))
-      .returning({ id: products.id, name: products.name })
+      .returning()
     if (!row) throw productNotFound(id)
     await enqueue(tx, [productAudit('product.deleted', actorId, id, { name: row.name })])
+    await recordEvent(tx, 'product.deleted', toProduct(row))
   })
   outboxWritten()
 }
