@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Webhook as Verifier } from 'standardwebhooks'
+import { housekeeping } from '../src/jobs/handlers'
 import { workerRegistry } from '../src/jobs/metrics'
 import { queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
@@ -451,6 +452,22 @@ describe('deliveries', () => {
     expect(bodyOf(receiver.at(endpoint.path).find((a) => bodyOf(a).type === 'product.updated')!).data).toEqual(
       marker.body,
     )
+  })
+
+  test('housekeeping drops events older than 30 days with their deliveries, unless one is still pending', async () => {
+    const endpoint = await subscribe(['product.created'])
+    const [done, waiting, recent] = await sql<{ id: number }[]>`
+      INSERT INTO events (type, payload, created_at)
+      VALUES ('webhook.test', '{}', now() - interval '31 days'), ('webhook.test', '{}', now() - interval '31 days'),
+        ('webhook.test', '{}', now() - interval '29 days')
+      RETURNING id`
+    await sql`
+      INSERT INTO webhook_deliveries (endpoint_id, event_id, status)
+      VALUES (${endpoint.id}, ${done!.id}, 'succeeded'), (${endpoint.id}, ${waiting!.id}, 'pending')`
+    expect((await housekeeping()).events).toBeGreaterThanOrEqual(1)
+    const left = await sql`SELECT id FROM events WHERE id IN ${sql([done!.id, waiting!.id, recent!.id])} ORDER BY id`
+    expect(left.map((row) => row.id)).toEqual([waiting!.id, recent!.id])
+    expect((await sql`SELECT id FROM webhook_deliveries WHERE event_id = ${done!.id}`).length).toBe(0)
   })
 
   test('the webhooks queue is in /api/admin/queues, and attempts are counted in the worker’s metrics', async () => {
