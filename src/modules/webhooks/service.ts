@@ -58,8 +58,11 @@ async function checkedUrl(text: string): Promise<string> {
   if (!config.WEBHOOK_ALLOW_PRIVATE_NETWORKS) {
     // A host that does not resolve yet is accepted: every delivery checks again before it connects.
     const target = await nonPublicTarget(url)
-    if (target?.address)
-      throw badRequest(`url must point to a public address (${url.hostname} is ${target.address}, which is not)`)
+    if (target?.address) {
+      const where =
+        target.address === url.hostname.replace(/^\[|\]$/g, '') ? url.hostname : `${url.hostname} (${target.address})`
+      throw badRequest(`url must point to a public address; ${where} is not one`)
+    }
   }
   return text
 }
