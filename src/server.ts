@@ -6,7 +6,7 @@ import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
 import { closeRedis } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
-import { closeRevocations } from './modules/auth/revocation'
+import { closeBroadcasts } from './lib/broadcast'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
@@ -25,7 +25,7 @@ async function shutdown(signal: string) {
   if (!finished) await app.stop(true)
   await relay.stop()
   await closeQueues()
-  await closeRevocations()
+  await closeBroadcasts()
   await closeRedis()
   await sql.end({ timeout: 5 })
   logger.info('stopped')

@@ -103,6 +103,19 @@ export const products = pgTable(
     index('products_listed_idx')
       .on(table.isActive, table.id)
       .where(sql`${table.deletedAt} IS NULL`),
+    // Catalogue search: `q` matches anywhere in the name or description, case-insensitively
+    // (ILIKE '%…%'), which trigram indexes serve (pg_trgm, created by the same migration).
+    index('products_name_trgm_idx').using('gin', sql`${table.name} gin_trgm_ops`),
+    index('products_description_trgm_idx').using('gin', sql`${table.description} gin_trgm_ops`),
+    // Catalogue sorts, each way, ties by id ascending. Inventory and updated_at stay unindexed:
+    // every order writes them, and unindexed they keep those updates HOT (no index writes).
+    ...(['name', 'priceCents', 'createdAt'] as const).flatMap((column) => {
+      const name = table[column].name
+      return [
+        index(`products_${name}_asc_idx`).on(table[column].asc(), table.id).where(sql`${table.deletedAt} IS NULL`),
+        index(`products_${name}_desc_idx`).on(table[column].desc(), table.id).where(sql`${table.deletedAt} IS NULL`),
+      ]
+    }),
   ],
 )
 
