@@ -38,3 +38,10 @@ export const orderBatchSize = new client.Histogram({
   buckets: [1, 2, 4, 8, 16, 32, 64],
   registers: [registry],
 })
+
+export const catalogueCacheRequests = new client.Counter({
+  name: 'catalogue_cache_requests_total',
+  help: 'Product list and get answers, by kind (list, get) and result (hit: from memory, miss: read from Postgres)',
+  labelNames: ['kind', 'result'] as const,
+  registers: [registry],
+})

@@ -1,6 +1,7 @@
 import {
   Type as t,
   type SchemaOptions,
+  type TBoolean,
   type TInteger,
   type TLiteral,
   type TSchema,
@@ -38,6 +39,28 @@ export const positiveIntegerString = (name: string, max: number, description: st
         return number
       })
       .Encode(String),
+  )
+
+/** A decimal integer ≥ 0 in a query string (prices): no signs, exponents or spaces. */
+export const nonNegativeIntegerString = (name: string, max: number, description: string) =>
+  decodesTo<TInteger>(
+    t
+      .Transform(t.String({ pattern: '^(0|[1-9][0-9]*)$', maxLength: 32, description, examples: ['1000'] }))
+      .Decode((value) => {
+        const number = Number(value)
+        if (number > max) throw badRequest(`${name} must be at most ${max}`)
+        return number
+      })
+      .Encode(String),
+  )
+
+/** `true` or `false` in a query string, as a boolean. */
+export const booleanString = (description: string) =>
+  decodesTo<TBoolean>(
+    t
+      .Transform(t.Union([t.Literal('true'), t.Literal('false')], { description }))
+      .Decode((value) => value === 'true')
+      .Encode((value) => (value ? 'true' : 'false')),
   )
 
 export const IdParams = t.Object({ id: positiveIntegerString('id', INT4_MAX, 'Positive integer id') })

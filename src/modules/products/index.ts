@@ -1,25 +1,54 @@
 import { Elysia } from 'elysia'
-import { errorResponses, IdParams, noContent, pageOf, pagination } from '../../lib/model'
+import { Type as t } from '@sinclair/typebox'
+import { notFound } from '../../lib/errors'
+import { conditionalJson } from '../../lib/http-cache'
+import { errorResponses, IdParams, noContent, pageOf } from '../../lib/model'
 import { authGuard } from '../auth/guard'
+import { cachedPage, cachedProduct, catalogueChanged } from './cache'
 import { CreateProductBody, ListProductsQuery, Product, UpdateProductBody } from './model'
-import { createProduct, deleteProduct, getProduct, listProducts, updateProduct } from './service'
+import { catalogueQuery, createProduct, deleteProduct, updateProduct } from './service'
+
+const notModified = t.Void({ description: 'Not modified: the If-None-Match ETag is current (no body)' })
+const IfNoneMatch = t.Object({
+  'if-none-match': t.Optional(t.String({ description: 'An ETag from an earlier answer' })),
+})
 
 export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tags: ['Products'] } })
   .use(authGuard)
-  .get('', ({ query }) => listProducts({ ...pagination(query), active: query.active }), {
+  .get('', async ({ query, request }) => conditionalJson(request, await cachedPage(catalogueQuery(query))), {
     query: ListProductsQuery,
-    response: { 200: pageOf(Product), ...errorResponses(400) },
-    detail: { summary: 'List products, ordered by id' },
+    headers: IfNoneMatch,
+    response: { 200: pageOf(Product), 304: notModified, ...errorResponses(400) },
+    detail: {
+      summary: 'Search and list products: filters, sort, pages',
+      description:
+        'Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and ' +
+        '`Cache-Control: public, max-age=1`: send the ETag back ' +
+        'in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock.',
+    },
   })
-  .get('/:id', ({ params }) => getProduct(params.id), {
-    params: IdParams,
-    response: { 200: Product, ...errorResponses(400, 404) },
-    detail: { summary: 'Get one product' },
-  })
+  .get(
+    '/:id',
+    async ({ params, request }) => {
+      const product = await cachedProduct(params.id)
+      if (!product) throw notFound(`Product ${params.id} not found`)
+      return conditionalJson(request, product)
+    },
+    {
+      params: IdParams,
+      headers: IfNoneMatch,
+      response: { 200: Product, 304: notModified, ...errorResponses(400, 404) },
+      detail: {
+        summary: 'Get one product',
+        description: 'Answers carry an ETag and `Cache-Control: public, max-age=1`; If-None-Match → 304.',
+      },
+    },
+  )
   .post(
     '',
     async ({ body, principal, set }) => {
       const product = await createProduct(principal.id, body)
+      await catalogueChanged()
       set.status = 201
       return product
     },
@@ -30,17 +59,26 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
       detail: { summary: 'Create a product (admin)' },
     },
   )
-  .put('/:id', ({ params, body, principal }) => updateProduct(principal.id, params.id, body), {
-    auth: 'admin',
-    params: IdParams,
-    body: UpdateProductBody,
-    response: { 200: Product, ...errorResponses(400, 401, 403, 404) },
-    detail: { summary: 'Update any non-empty subset of a product’s fields (admin)' },
-  })
+  .put(
+    '/:id',
+    async ({ params, body, principal }) => {
+      const product = await updateProduct(principal.id, params.id, body)
+      await catalogueChanged()
+      return product
+    },
+    {
+      auth: 'admin',
+      params: IdParams,
+      body: UpdateProductBody,
+      response: { 200: Product, ...errorResponses(400, 401, 403, 404) },
+      detail: { summary: 'Update any non-empty subset of a product’s fields (admin)' },
+    },
+  )
   .delete(
     '/:id',
     async ({ params, principal, set }) => {
       await deleteProduct(principal.id, params.id)
+      await catalogueChanged()
       set.status = 204
     },
     {

@@ -1,5 +1,5 @@
-import { Type as t, type Static, type TBoolean } from '@sinclair/typebox'
-import { decodesTo, INT4, PaginationQuery } from '../../lib/model'
+import { Type as t, type Static } from '@sinclair/typebox'
+import { booleanString, enumOf, INT4, nonNegativeIntegerString, PaginationQuery } from '../../lib/model'
 
 // Not blank, and no control characters (Postgres text cannot hold NUL at all).
 const Name = t.String({
@@ -45,11 +45,34 @@ export const UpdateProductBody = t.Partial(CreateProductBody, {
 })
 export type UpdateProductBody = Static<typeof UpdateProductBody>
 
-const ActiveFlag = decodesTo<TBoolean>(
-  t
-    .Transform(t.Union([t.Literal('true'), t.Literal('false')], { description: 'Filter on is_active' }))
-    .Decode((value) => value === 'true')
-    .Encode((value) => (value ? 'true' : 'false')),
-)
+export const PRODUCT_SORTS = [
+  'id',
+  '-id',
+  'name',
+  '-name',
+  'price_cents',
+  '-price_cents',
+  'created_at',
+  '-created_at',
+] as const
+export type ProductSort = (typeof PRODUCT_SORTS)[number]
 
-export const ListProductsQuery = t.Object({ ...PaginationQuery, active: t.Optional(ActiveFlag) })
+export const ListProductsQuery = t.Object({
+  ...PaginationQuery,
+  active: t.Optional(booleanString('Filter on is_active')),
+  q: t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 100,
+      description: 'Case-insensitive match anywhere in the name or description',
+      examples: ['bottle'],
+    }),
+  ),
+  min_price_cents: t.Optional(nonNegativeIntegerString('min_price_cents', INT4.maximum, 'Lowest price, in cents')),
+  max_price_cents: t.Optional(nonNegativeIntegerString('max_price_cents', INT4.maximum, 'Highest price, in cents')),
+  in_stock: t.Optional(booleanString('`true`: inventory > 0; `false`: inventory = 0')),
+  sort: t.Optional(
+    enumOf(PRODUCT_SORTS, { description: 'A field, `-` first for descending (default `id`); ties by id ascending' }),
+  ),
+})
+export type ListProductsQuery = Static<typeof ListProductsQuery>

@@ -1,11 +1,12 @@
-import { and, asc, count, eq, isNull, sql } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, ilike, inArray, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
+import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { db } from '../../db/client'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
-import { paged } from '../../lib/model'
+import { paged, pagination } from '../../lib/model'
 import { auditJob, type AuditAction } from '../../jobs/definitions'
 import { enqueue, outboxWritten, recordEvent } from '../../jobs/outbox'
-import type { CreateProductBody, Product, UpdateProductBody } from './model'
+import type { CreateProductBody, ListProductsQuery, Product, ProductSort, UpdateProductBody } from './model'
 
 type ProductRow = typeof products.$inferSelect
 
@@ -23,42 +24,81 @@ export const toProduct = (row: ProductRow): Product => ({
 const notDeleted = isNull(products.deletedAt)
 const productNotFound = (id: number) => notFound(`Product ${id} not found`)
 
-// The public reads are the hottest queries: prepared once (SQL built once, planned once per
-// connection), then executed with placeholders.
-const listedWhere = (filtered: boolean) =>
-  filtered ? and(notDeleted, eq(products.isActive, sql.placeholder('active'))) : notDeleted
-const listQueries = [false, true].map((filtered) => ({
-  page: db
-    .select()
-    .from(products)
-    .where(listedWhere(filtered))
-    .orderBy(asc(products.id))
-    .limit(sql.placeholder('limit'))
-    .offset(sql.placeholder('offset'))
-    .prepare(filtered ? 'products_page_by_active' : 'products_page'),
-  total: db
-    .select({ total: count() })
-    .from(products)
-    .where(listedWhere(filtered))
-    .prepare(filtered ? 'products_total_by_active' : 'products_total'),
-}))
-const productById = db
-  .select()
-  .from(products)
-  .where(and(eq(products.id, sql.placeholder('id')), notDeleted))
-  .prepare('product_by_id')
-
-export async function listProducts(options: { page: number; limit: number; offset: number; active?: boolean }) {
-  const queries = listQueries[options.active === undefined ? 0 : 1]!
-  const values = { limit: options.limit, offset: options.offset, active: options.active }
-  const [rows, [totals]] = await Promise.all([queries.page.execute(values), queries.total.execute(values)])
-  return paged(rows.map(toProduct), totals?.total ?? 0, options.page, options.limit)
+export type CatalogueQuery = {
+  page: number
+  limit: number
+  offset: number
+  active?: boolean
+  q?: string
+  minPriceCents?: number
+  maxPriceCents?: number
+  inStock?: boolean
+  sort: ProductSort
 }
 
-export async function getProduct(id: number): Promise<Product> {
-  const [row] = await productById.execute({ id })
-  if (!row) throw productNotFound(id)
-  return toProduct(row)
+/** The list query in a canonical form (the cache key), or a 400 for filters that contradict. */
+export function catalogueQuery(query: ListProductsQuery): CatalogueQuery {
+  const { min_price_cents: minPriceCents, max_price_cents: maxPriceCents } = query
+  if (minPriceCents !== undefined && maxPriceCents !== undefined && minPriceCents > maxPriceCents)
+    throw badRequest('min_price_cents must not be above max_price_cents')
+  return {
+    ...pagination(query),
+    active: query.active,
+    q: query.q,
+    minPriceCents,
+    maxPriceCents,
+    inStock: query.in_stock,
+    sort: query.sort ?? 'id',
+  }
+}
+
+// Each sort matches one of the indexes in schema.ts (descending ones are NULLS LAST there).
+const descending = (column: AnyPgColumn) => sql`${column} DESC NULLS LAST`
+const SORT_ORDER: Record<ProductSort, SQL[]> = {
+  id: [asc(products.id)],
+  '-id': [desc(products.id)],
+  name: [asc(products.name), asc(products.id)],
+  '-name': [descending(products.name), asc(products.id)],
+  price_cents: [asc(products.priceCents), asc(products.id)],
+  '-price_cents': [descending(products.priceCents), asc(products.id)],
+  created_at: [asc(products.createdAt), asc(products.id)],
+  '-created_at': [descending(products.createdAt), asc(products.id)],
+}
+
+/** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
+const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
+
+/** One page of the catalogue and the size of the whole filtered set (straight from Postgres). */
+export async function listProducts(query: CatalogueQuery) {
+  const pattern = query.q === undefined ? undefined : anywhere(query.q)
+  const where = and(
+    notDeleted,
+    query.active === undefined ? undefined : eq(products.isActive, query.active),
+    pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
+    query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
+    query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
+    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
+  )
+  const [rows, [totals]] = await Promise.all([
+    db
+      .select()
+      .from(products)
+      .where(where)
+      .orderBy(...SORT_ORDER[query.sort])
+      .limit(query.limit)
+      .offset(query.offset),
+    db.select({ total: count() }).from(products).where(where),
+  ])
+  return paged(rows.map(toProduct), totals?.total ?? 0, query.page, query.limit)
+}
+
+/** Products by id, in one query (deleted ones are missing). */
+export async function findProducts(ids: readonly number[]): Promise<Product[]> {
+  const rows = await db
+    .select()
+    .from(products)
+    .where(and(inArray(products.id, [...ids]), notDeleted))
+  return rows.map(toProduct)
 }
 
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
