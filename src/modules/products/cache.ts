@@ -41,7 +41,7 @@ const answer = (value: unknown): CachedAnswer => {
   return { body, etag: `"${Bun.hash(body).toString(36)}"` }
 }
 
-function remembered<K extends {}, V extends {} | null>(
+function remembered<K extends string | number, V extends CachedAnswer | null>(
   cache: LRUCache<K, Promise<V>>,
   kind: 'list' | 'get',
   key: K,
