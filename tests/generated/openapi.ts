@@ -429,7 +429,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List products, ordered by id */
+        /**
+         * Search and list products: filters, sort, pages
+         * @description Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and `Cache-Control: public, max-age=1`: send the ETag back in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock.
+         */
         get: operations["getApiProducts"];
         put?: never;
         /** Create a product (admin) */
@@ -447,7 +450,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get one product */
+        /**
+         * Get one product
+         * @description Answers carry an ETag and `Cache-Control: public, max-age=1`; If-None-Match → 304.
+         */
         get: operations["getApiProductsById"];
         /** Update any non-empty subset of a product’s fields (admin) */
         put: operations["putApiProductsById"];
@@ -3040,15 +3046,37 @@ export interface operations {
             query?: {
                 /** @description Filter on is_active */
                 active?: "true" | "false";
+                /** @description `true`: inventory > 0; `false`: inventory = 0 */
+                in_stock?: "true" | "false";
                 /** @description Page size (default 10, capped at 50) */
                 limit?: string;
+                /**
+                 * @description Highest price, in cents
+                 * @example 1000
+                 */
+                max_price_cents?: string;
+                /**
+                 * @description Lowest price, in cents
+                 * @example 1000
+                 */
+                min_price_cents?: string;
                 /**
                  * @description Page number, from 1 (default 1)
                  * @example 1
                  */
                 page?: string;
+                /**
+                 * @description Case-insensitive match anywhere in the name or description
+                 * @example bottle
+                 */
+                q?: string;
+                /** @description A field, `-` first for descending (default `id`); ties by id ascending */
+                sort?: "id" | "-id" | "name" | "-name" | "price_cents" | "-price_cents" | "created_at" | "-created_at";
             };
-            header?: never;
+            header?: {
+                /** @description An ETag from an earlier answer */
+                "if-none-match"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3079,6 +3107,13 @@ export interface operations {
                         total_pages: number;
                     };
                 };
+            };
+            /** @description Not modified: the If-None-Match ETag is current (no body) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input */
             400: {
@@ -3204,7 +3239,10 @@ export interface operations {
     getApiProductsById: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description An ETag from an earlier answer */
+                "if-none-match"?: string;
+            };
             path: {
                 /**
                  * @description Positive integer id
@@ -3235,6 +3273,13 @@ export interface operations {
                         updated_at: string;
                     };
                 };
+            };
+            /** @description Not modified: the If-None-Match ETag is current (no body) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input */
             400: {

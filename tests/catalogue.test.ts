@@ -1,0 +1,254 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { call, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
+import { startApi, stopServices } from './processes'
+
+// Every query is scoped to this run's products by a marker word in their names, since other
+// files' products share the table.
+
+afterAll(stopServices)
+
+const marker = `zq${process.pid}x${Date.now().toString(36)}`
+let admin: { token: string }
+type Product = {
+  id: number
+  name: string
+  description: string | null
+  price_cents: number
+  inventory: number
+  is_active: boolean
+  created_at: string
+}
+let catalogue: Product[] = []
+
+beforeAll(async () => {
+  admin = await createAdmin()
+  const specs = [
+    { name: `Alpha ${marker} bottle`, price_cents: 500, inventory: 3 },
+    { name: `Bravo ${marker}`, description: 'A steel BOTTLE for hikes', price_cents: 1500, inventory: 0 },
+    { name: `Charlie ${marker}`, description: '100% cotton_shirt', price_cents: 1500, inventory: 7 },
+    { name: `Alpha ${marker} bottle`, price_cents: 2500, inventory: 1, is_active: false },
+    { name: `Delta ${marker}`, price_cents: 0, inventory: 0 },
+    { name: `Echo ${marker}`, price_cents: 1500, inventory: 12 },
+  ]
+  for (const spec of specs) catalogue.push((await createProduct(admin.token, spec)) as Product)
+  // Creation times a second apart (whole milliseconds, as the API shows them), two of them equal
+  // for the created_at tie, and not in id order.
+  const seconds = [5, 3, 1, 4, 2, 1]
+  for (const [index, product] of catalogue.entries())
+    await sql`UPDATE products SET created_at = timestamptz '2026-01-01T00:00:00Z' + make_interval(secs => ${seconds[index]!})
+              WHERE id = ${product.id}`
+  catalogue = (await Promise.all(
+    catalogue.map(async (p) => (await call('GET', `/api/products/${p.id}`)).body),
+  )) as Product[]
+})
+
+const list = (query: string) => call('GET', `/api/products?q=${marker}&limit=50&${query}`)
+const idsOf = (reply: { body: { data: { id: number }[] } }) => reply.body.data.map((product) => product.id)
+const ids = (products: Product[]) => products.map((product) => product.id)
+const byId = (a: Product, b: Product) => a.id - b.id
+
+describe('filters', () => {
+  test('q matches anywhere in the name or the description, whatever the case', async () => {
+    const bottles = await call('GET', `/api/products?q=BoTtLe&limit=50`)
+    const mine = idsOf(bottles).filter((id) => ids(catalogue).includes(id))
+    expect(mine).toEqual([catalogue[0]!.id, catalogue[1]!.id, catalogue[3]!.id])
+    // The marker sits in every name: 6 products.
+    const all = await list('')
+    expect(idsOf(all)).toEqual(ids(catalogue))
+    expect(all.body).toMatchObject({ total: 6, total_pages: 1, page: 1, limit: 50 })
+  })
+
+  test('q takes %, _ and \\ literally', async () => {
+    expect(idsOf(await call('GET', `/api/products?q=${encodeURIComponent('100% cotton_')}`))).toEqual([
+      catalogue[2]!.id,
+    ])
+    expect(idsOf(await call('GET', `/api/products?q=${encodeURIComponent(`${marker}%`)}`))).toEqual([])
+    expect(idsOf(await call('GET', `/api/products?q=${encodeURIComponent(`${marker.slice(0, 3)}_`)}`))).toEqual([])
+  })
+
+  test('price range, in stock, active, and all of them together (AND), with totals over the filtered set', async () => {
+    const expectIds = async (query: string, keep: (p: Product) => boolean) => {
+      const reply = await list(query)
+      expect(reply.status).toBe(200)
+      const expected = catalogue.filter(keep).sort(byId)
+      expect({ query, ids: idsOf(reply), total: reply.body.total }).toEqual({
+        query,
+        ids: ids(expected),
+        total: expected.length,
+      })
+    }
+    await expectIds('min_price_cents=1500', (p) => p.price_cents >= 1500)
+    await expectIds('max_price_cents=1500', (p) => p.price_cents <= 1500)
+    await expectIds('min_price_cents=1500&max_price_cents=1500', (p) => p.price_cents === 1500)
+    await expectIds('min_price_cents=0&max_price_cents=0', (p) => p.price_cents === 0)
+    await expectIds('in_stock=true', (p) => p.inventory > 0)
+    await expectIds('in_stock=false', (p) => p.inventory === 0)
+    await expectIds('active=false', (p) => !p.is_active)
+    await expectIds(
+      'active=true&in_stock=true&min_price_cents=1000',
+      (p) => p.is_active && p.inventory > 0 && p.price_cents >= 1000,
+    )
+    const paged = await list('in_stock=true&limit=2&page=2')
+    expect(paged.body).toMatchObject({ total: 4, total_pages: 2, page: 2, limit: 2 })
+    expect(idsOf(paged)).toEqual(ids(catalogue.filter((p) => p.inventory > 0)).slice(2, 4))
+  })
+})
+
+describe('sort', () => {
+  const compare = (field: keyof Product, descending: boolean) => (a: Product, b: Product) => {
+    const [x, y] = [a[field] as string | number, b[field] as string | number]
+    if (x !== y) return (x < y ? -1 : 1) * (descending ? -1 : 1)
+    return a.id - b.id
+  }
+  const sorts = ['id', '-id', 'name', '-name', 'price_cents', '-price_cents', 'created_at', '-created_at']
+  test.each(sorts)('sort=%s, ties by id ascending', async (sort) => {
+    const field = sort.replace('-', '') as keyof Product
+    const expected = [...catalogue].sort(compare(field, sort.startsWith('-')))
+    const reply = await list(`sort=${sort}`)
+    expect(reply.status).toBe(200)
+    expect(idsOf(reply)).toEqual(ids(expected))
+  })
+
+  test('the data has ties to break: names, prices and creation times repeat', () => {
+    expect(new Set(catalogue.map((p) => p.name)).size).toBeLessThan(catalogue.length)
+    expect(new Set(catalogue.map((p) => p.price_cents)).size).toBeLessThan(catalogue.length)
+    expect(new Set(catalogue.map((p) => p.created_at)).size).toBeLessThan(catalogue.length)
+  })
+})
+
+describe('bad query values → 400', () => {
+  const bad = [
+    'q=',
+    `q=${'a'.repeat(101)}`,
+    'min_price_cents=-1',
+    'min_price_cents=1.5',
+    'min_price_cents=abc',
+    'max_price_cents=1e3',
+    'max_price_cents=99999999999',
+    'min_price_cents=10&max_price_cents=9',
+    'in_stock=yes',
+    'in_stock=1',
+    'sort=price',
+    'sort=-foo',
+    'sort=ID',
+    'sort=%2Bname',
+    'active=maybe',
+  ]
+  test.each(bad)('%s', async (query) => {
+    expectError(await call('GET', `/api/products?${query}`), 400)
+  })
+})
+
+describe('HTTP caching', () => {
+  test('list and get send an ETag and Cache-Control; a matching If-None-Match gets a 304 with no body', async () => {
+    for (const path of [`/api/products?q=${marker}`, `/api/products/${catalogue[0]!.id}`]) {
+      const first = await call('GET', path)
+      const etag = first.headers.get('etag')!
+      expect(etag).toMatch(/^"[0-9a-z]+"$/)
+      const cacheControl = first.headers.get('cache-control')!
+      expect(cacheControl).toContain('public')
+      expect(Number(cacheControl.match(/max-age=(\d+)/)![1])).toBeLessThanOrEqual(5)
+      for (const ifNoneMatch of [etag, `W/${etag}`, `"other", ${etag}`, '*']) {
+        const again = await call('GET', path, { headers: { 'if-none-match': ifNoneMatch } })
+        expect({ ifNoneMatch, status: again.status, body: again.body }).toEqual({
+          ifNoneMatch,
+          status: 304,
+          body: undefined,
+        })
+        expect(again.headers.get('etag')).toBe(etag)
+      }
+      const stale = await call('GET', path, { headers: { 'if-none-match': '"not-it"' } })
+      expect(stale.status).toBe(200)
+      expect(stale.body).toEqual(first.body)
+    }
+  })
+
+  test('an admin write changes the ETag and the answer at once, on the same process', async () => {
+    const product = catalogue[4]!
+    const path = `/api/products/${product.id}`
+    const listPath = `/api/products?q=${marker}&sort=name`
+    const [before, listBefore] = [await call('GET', path), await call('GET', listPath)]
+    const updated = await call('PUT', path, { token: admin.token, body: { name: `Aardvark ${marker}` } })
+    expect(updated.status).toBe(200)
+    const [after, listAfter] = [await call('GET', path), await call('GET', listPath)]
+    expect(after.body.name).toBe(`Aardvark ${marker}`)
+    expect(after.headers.get('etag')).not.toBe(before.headers.get('etag'))
+    expect(idsOf(listAfter)[0]).toBe(product.id)
+    expect(listAfter.headers.get('etag')).not.toBe(listBefore.headers.get('etag'))
+    const revalidated = await call('GET', path, { headers: { 'if-none-match': before.headers.get('etag')! } })
+    expect(revalidated.status).toBe(200)
+    catalogue[4] = after.body
+  })
+
+  test('a deleted product is gone at once from get and list', async () => {
+    const doomed = (await createProduct(admin.token, { name: `Doomed ${marker}` })) as Product
+    expect((await call('GET', `/api/products/${doomed.id}`)).status).toBe(200)
+    expect(idsOf(await list(''))).toContain(doomed.id)
+    expect((await call('DELETE', `/api/products/${doomed.id}`, { token: admin.token })).status).toBe(204)
+    expectError(await call('GET', `/api/products/${doomed.id}`), 404)
+    expect(idsOf(await list(''))).not.toContain(doomed.id)
+  })
+
+  test('inventory shown follows orders and cancels within a second, and orders use the live row', async () => {
+    const product = (await createProduct(admin.token, { name: `Stocked ${marker}`, inventory: 5 })) as Product
+    const path = `/api/products/${product.id}`
+    const before = await call('GET', path)
+    expect(before.body.inventory).toBe(5)
+    const customer = await registerCustomer()
+    const order = await call('POST', '/api/orders', {
+      token: customer.token,
+      body: { items: [{ product_id: product.id, quantity: 5 }] },
+    })
+    expect(order.status).toBe(201)
+    // The cached answer may still say 5, but an order takes stock from the live row.
+    const another = await call('POST', '/api/orders', {
+      token: customer.token,
+      body: { items: [{ product_id: product.id, quantity: 1 }] },
+    })
+    expect(another.status).toBe(409)
+    const started = Date.now()
+    const soldOut = await waitFor(
+      async () => {
+        const reply = await call('GET', path)
+        return reply.body.inventory === 0 ? reply : undefined
+      },
+      3_000,
+      25,
+    )
+    expect(Date.now() - started).toBeLessThanOrEqual(1_100)
+    expect(soldOut!.headers.get('etag')).not.toBe(before.headers.get('etag'))
+    const inStock = await call('GET', `/api/products?q=Stocked%20${marker}&in_stock=true`)
+    expect(idsOf(inStock)).toEqual([])
+
+    expect((await call('POST', `/api/orders/${order.body.id}/cancel`, { token: customer.token })).status).toBe(200)
+    const restartedAt = Date.now()
+    await waitFor(async () => (await call('GET', path)).body.inventory === 5 || undefined, 3_000, 25)
+    expect(Date.now() - restartedAt).toBeLessThanOrEqual(1_100)
+  })
+
+  test('another API process sees an admin write within a second', async () => {
+    const other = await startApi({ QUEUE_PREFIX: process.env.QUEUE_PREFIX! })
+    const product = catalogue[1]!
+    const read = () =>
+      fetch(`${other.base}/api/products/${product.id}`).then((response) => response.json() as Promise<Product>)
+    // The other process has the product in memory before the write.
+    for (let i = 0; i < 3; i++) expect((await read()).price_cents).toBe(product.price_cents)
+    const updated = await call('PUT', `/api/products/${product.id}`, {
+      token: admin.token,
+      body: { price_cents: 1499 },
+    })
+    expect(updated.status).toBe(200)
+    const writtenAt = Date.now()
+    await waitFor(async () => (await read()).price_cents === 1499 || undefined, 3_000, 10)
+    expect(Date.now() - writtenAt).toBeLessThan(1_000)
+    catalogue[1] = updated.body
+  })
+
+  test('cache hits and misses are counted in /metrics', async () => {
+    await call('GET', `/api/products/${catalogue[0]!.id}`)
+    await call('GET', `/api/products/${catalogue[0]!.id}`)
+    const metrics = (await call('GET', '/metrics')).body as string
+    expect(metrics).toMatch(/catalogue_cache_requests_total\{kind="get",result="hit"\} [1-9]/)
+    expect(metrics).toMatch(/catalogue_cache_requests_total\{kind="list",result="miss"\} [1-9]/)
+  })
+})
