@@ -7,7 +7,8 @@ export const bench = {
   durationSeconds: Number(process.env.BENCH_DURATION ?? 10),
   warmupSeconds: Number(process.env.BENCH_WARMUP ?? 3),
   poolSize: Number(process.env.BENCH_POOL_SIZE ?? 10),
-  products: 10_000,
+  // The catalogue scenarios search 100 000 products, as the search target says.
+  products: 100_000,
   customers: 1_000,
   productStock: 1_000_000,
   hotStock: 100_000_000,

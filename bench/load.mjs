@@ -17,8 +17,18 @@ function setupRequest(request) {
   switch (options.kind) {
     case 'list':
       return { ...request, path: `/api/products?page=${1 + Math.floor(Math.random() * options.pages)}&limit=10` }
-    case 'get':
-      return { ...request, path: `/api/products/${pick(options.productIds)}` }
+    case 'search':
+      return { ...request, path: `/api/products?q=${pick(options.terms)}&in_stock=true&sort=-price_cents&limit=10` }
+    case 'revalidate': {
+      // A client that has the page already: it sends the page's current ETag.
+      const [path, etag] = pick(options.etags)
+      return { ...request, path, headers: { 'if-none-match': etag } }
+    }
+    case 'get': {
+      // With `popular`, nine reads in ten go to those products, as shop traffic does.
+      const ids = options.popular && Math.random() < 0.9 ? options.popular : options.productIds
+      return { ...request, path: `/api/products/${pick(ids)}` }
+    }
     case 'order':
       return {
         ...request,

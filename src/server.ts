@@ -1,16 +1,18 @@
 import { app } from './app'
 import { config } from './config'
-import { sql } from './db/client'
+import { closeDatabase } from './db/client'
 import { closeQueues, queues } from './jobs/queues'
 import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
 import { closeRedis } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
-import { closeBroadcasts } from './lib/broadcast'
+import { closeBroadcasts, startBroadcasts } from './lib/broadcast'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
 const relay = new OutboxRelay(queues()).start()
+// Session revocations and catalogue changes from the other API processes.
+startBroadcasts()
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 
@@ -27,7 +29,7 @@ async function shutdown(signal: string) {
   await closeQueues()
   await closeBroadcasts()
   await closeRedis()
-  await sql.end({ timeout: 5 })
+  await closeDatabase()
   logger.info('stopped')
   process.exit(0)
 }

@@ -112,8 +112,12 @@ export const products = pgTable(
     ...(['name', 'priceCents', 'createdAt'] as const).flatMap((column) => {
       const name = table[column].name
       return [
-        index(`products_${name}_asc_idx`).on(table[column].asc(), table.id).where(sql`${table.deletedAt} IS NULL`),
-        index(`products_${name}_desc_idx`).on(table[column].desc(), table.id).where(sql`${table.deletedAt} IS NULL`),
+        index(`products_${name}_asc_idx`)
+          .on(table[column].asc(), table.id)
+          .where(sql`${table.deletedAt} IS NULL`),
+        index(`products_${name}_desc_idx`)
+          .on(table[column].desc(), table.id)
+          .where(sql`${table.deletedAt} IS NULL`),
       ]
     }),
   ],

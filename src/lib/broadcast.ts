@@ -54,9 +54,14 @@ export function listen(channel: string, listener: Listener) {
   listeners.set(channel, listener)
 }
 
+/** Opens the subscription now (the API at start-up), rather than on the first `listening()`. */
+export function startBroadcasts() {
+  if (!subscriber) connect()
+}
+
 /** Whether this process is subscribed now, so that it cannot miss a message. */
 export function listening(): boolean {
-  if (!subscriber) connect()
+  startBroadcasts()
   return subscribed
 }
 

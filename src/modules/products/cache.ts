@@ -20,8 +20,9 @@ export type CachedAnswer = { body: string; etag: string }
 const FRESH_FOR_MS = 1_000
 const CHANNEL = 'catalogue:changed'
 
-const pages = new LRUCache<string, Promise<CachedAnswer>>({ max: 5_000, ttl: FRESH_FOR_MS })
-const items = new LRUCache<number, Promise<CachedAnswer | null>>({ max: 50_000, ttl: FRESH_FOR_MS })
+// Sized for what a second brings: entries older than that are useless anyway.
+const pages = new LRUCache<string, Promise<CachedAnswer>>({ max: 2_000, ttl: FRESH_FOR_MS })
+const items = new LRUCache<number, Promise<CachedAnswer | null>>({ max: 20_000, ttl: FRESH_FOR_MS })
 
 function forgetAll() {
   pages.clear()

@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, gt, gte, ilike, inArray, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
+import { catalogueDb, db } from '../../db/client'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
-import { db } from '../../db/client'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
 import { paged, pagination } from '../../lib/model'
@@ -52,17 +52,32 @@ export function catalogueQuery(query: ListProductsQuery): CatalogueQuery {
   }
 }
 
+type SortKeys = Record<'id' | 'name' | 'priceCents' | 'createdAt', SQL | AnyPgColumn>
+
 // Each sort matches one of the indexes in schema.ts (descending ones are NULLS LAST there).
-const descending = (column: AnyPgColumn) => sql`${column} DESC NULLS LAST`
-const SORT_ORDER: Record<ProductSort, SQL[]> = {
-  id: [asc(products.id)],
-  '-id': [desc(products.id)],
-  name: [asc(products.name), asc(products.id)],
-  '-name': [descending(products.name), asc(products.id)],
-  price_cents: [asc(products.priceCents), asc(products.id)],
-  '-price_cents': [descending(products.priceCents), asc(products.id)],
-  created_at: [asc(products.createdAt), asc(products.id)],
-  '-created_at': [descending(products.createdAt), asc(products.id)],
+const descending = (key: SQL | AnyPgColumn) => sql`${key} DESC NULLS LAST`
+const sortOrder = (sort: ProductSort, k: SortKeys): SQL[] =>
+  ({
+    id: [asc(k.id)],
+    '-id': [desc(k.id)],
+    name: [asc(k.name), asc(k.id)],
+    '-name': [descending(k.name), asc(k.id)],
+    price_cents: [asc(k.priceCents), asc(k.id)],
+    '-price_cents': [descending(k.priceCents), asc(k.id)],
+    created_at: [asc(k.createdAt), asc(k.id)],
+    '-created_at': [descending(k.createdAt), asc(k.id)],
+  })[sort]
+
+const indexedKeys: SortKeys = products
+// The same order, through expressions no index matches. With `q`, an estimate that many rows
+// match would otherwise make Postgres walk a sort index through the table, filtering each row
+// (50 ms for a 4-digit q on 100 000 products); this way it finds the matches through the
+// trigram indexes and sorts those (well under a millisecond).
+const unindexedKeys: SortKeys = {
+  id: sql`${products.id} + 0`,
+  name: sql`${products.name} || ''`,
+  priceCents: sql`${products.priceCents} + 0`,
+  createdAt: sql`${products.createdAt} + interval '0 s'`,
 }
 
 /** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
@@ -80,14 +95,14 @@ export async function listProducts(query: CatalogueQuery) {
     query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
   )
   const [rows, [totals]] = await Promise.all([
-    db
+    catalogueDb
       .select()
       .from(products)
       .where(where)
-      .orderBy(...SORT_ORDER[query.sort])
+      .orderBy(...sortOrder(query.sort, pattern === undefined ? indexedKeys : unindexedKeys))
       .limit(query.limit)
       .offset(query.offset),
-    db.select({ total: count() }).from(products).where(where),
+    catalogueDb.select({ total: count() }).from(products).where(where),
   ])
   return paged(rows.map(toProduct), totals?.total ?? 0, query.page, query.limit)
 }
