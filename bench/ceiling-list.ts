@@ -32,7 +32,7 @@ Bun.serve({
       const [rows, [count]] = await Promise.all([
         searchSql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
                   FROM products WHERE ${search}
-                  ORDER BY price_cents DESC NULLS LAST, id LIMIT ${limit} OFFSET ${(page - 1) * limit}`,
+                  ORDER BY price_cents + 0 DESC NULLS LAST, id + 0 LIMIT ${limit} OFFSET ${(page - 1) * limit}`,
         searchSql<{ total: number }[]>`SELECT count(*)::int AS total FROM products WHERE ${search}`,
       ])
       return Response.json({

@@ -92,6 +92,22 @@ describe('filters', () => {
     expect(paged.body).toMatchObject({ total: 4, total_pages: 2, page: 2, limit: 2 })
     expect(idsOf(paged)).toEqual(ids(catalogue.filter((p) => p.inventory > 0)).slice(2, 4))
   })
+  test('a search matching many products (over 100) pages and counts them the same way', async () => {
+    const many = `mny${process.pid}w${Date.now().toString(36)}`
+    const inserted = await sql<{ id: number }[]>`
+      INSERT INTO products (name, price_cents, inventory)
+      SELECT ${many} || ' ' || g, 100 * (g % 7), g % 3 FROM generate_series(1, 105) AS g
+      RETURNING id`
+    const expected = inserted.map((row) => row.id)
+    const last = await call('GET', `/api/products?q=${many}&limit=10&page=11`)
+    expect(last.body).toMatchObject({ total: 105, total_pages: 11, page: 11 })
+    expect(idsOf(last)).toEqual(expected.slice(100))
+    const cheapFirst = await call('GET', `/api/products?q=${many}&limit=50&sort=price_cents&in_stock=true`)
+    const rows = await sql<{ id: number }[]>`
+      SELECT id FROM products WHERE name LIKE ${`${many} %`} AND inventory > 0 ORDER BY price_cents, id`
+    expect(cheapFirst.body.total).toBe(rows.length)
+    expect(idsOf(cheapFirst)).toEqual(rows.slice(0, 50).map((row) => row.id))
+  })
 })
 
 describe('sort', () => {

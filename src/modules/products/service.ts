@@ -80,6 +80,9 @@ const unindexedKeys: SortKeys = {
   createdAt: sql`${products.createdAt} + interval '0 s'`,
 }
 
+/** Up to this many matches, a search is read whole in one query (see listProducts). */
+const SMALL_MATCH_SET = 100
+
 /** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
 const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
 
@@ -94,17 +97,31 @@ export async function listProducts(query: CatalogueQuery) {
     query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
     query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
   )
-  const [rows, [totals]] = await Promise.all([
+  const page = (keys: SortKeys, limit: number, offset: number) =>
     catalogueDb
       .select()
       .from(products)
       .where(where)
-      .orderBy(...sortOrder(query.sort, pattern === undefined ? indexedKeys : unindexedKeys))
-      .limit(query.limit)
-      .offset(query.offset),
-    catalogueDb.select({ total: count() }).from(products).where(where),
-  ])
-  return paged(rows.map(toProduct), totals?.total ?? 0, query.page, query.limit)
+      .orderBy(...sortOrder(query.sort, keys))
+      .limit(limit)
+      .offset(offset)
+  const total = async () => (await catalogueDb.select({ total: count() }).from(products).where(where))[0]?.total ?? 0
+
+  if (pattern !== undefined) {
+    // A search usually matches few products: read them all in one query, and count and page them
+    // here; only a search matching more than SMALL_MATCH_SET goes on to a count and a page query.
+    const matches = await page(unindexedKeys, SMALL_MATCH_SET + 1, 0)
+    if (matches.length <= SMALL_MATCH_SET)
+      return paged(
+        matches.slice(query.offset, query.offset + query.limit).map(toProduct),
+        matches.length,
+        query.page,
+        query.limit,
+      )
+  }
+  const keys = pattern === undefined ? indexedKeys : unindexedKeys
+  const [rows, matching] = await Promise.all([page(keys, query.limit, query.offset), total()])
+  return paged(rows.map(toProduct), matching, query.page, query.limit)
 }
 
 /** Products by id, in one query (deleted ones are missing). */
