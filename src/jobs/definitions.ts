@@ -32,7 +32,8 @@ export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'
 export const OrderConfirmationPayload = t.Object({ orderId: t.Integer({ minimum: 1 }) })
 export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
-export const AuditAction = enumOf([
+/** What can happen to an order or a product: audit actions, and the events webhooks carry. */
+export const CHANGES = [
   'order.placed',
   'order.confirmed',
   'order.processing',
@@ -42,7 +43,9 @@ export const AuditAction = enumOf([
   'product.created',
   'product.updated',
   'product.deleted',
-] as const)
+] as const
+
+export const AuditAction = enumOf(CHANGES)
 export type AuditAction = Static<typeof AuditAction>
 export const AuditPayload = t.Object({
   actorId: t.Union([t.Integer({ minimum: 1 }), t.Null()]),

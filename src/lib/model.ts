@@ -28,11 +28,11 @@ export const ErrorResponse = t.Object(
  */
 export const decodesTo = <T extends TSchema>(schema: TSchema) => schema as unknown as T
 
-/** A decimal positive integer in a path or query string: no signs, exponents, hex or spaces. */
-export const positiveIntegerString = (name: string, max: number, description: string) =>
+/** A decimal integer in a path or query string, at most `max`: no signs, exponents, hex or spaces. */
+const integerString = (pattern: string, example: string) => (name: string, max: number, description: string) =>
   decodesTo<TInteger>(
     t
-      .Transform(t.String({ pattern: '^[1-9][0-9]*$', maxLength: 32, description, examples: ['1'] }))
+      .Transform(t.String({ pattern, maxLength: 32, description, examples: [example] }))
       .Decode((value) => {
         const number = Number(value)
         if (number > max) throw badRequest(`${name} must be at most ${max}`)
@@ -41,18 +41,10 @@ export const positiveIntegerString = (name: string, max: number, description: st
       .Encode(String),
   )
 
-/** A decimal integer ≥ 0 in a query string (prices): no signs, exponents or spaces. */
-export const nonNegativeIntegerString = (name: string, max: number, description: string) =>
-  decodesTo<TInteger>(
-    t
-      .Transform(t.String({ pattern: '^(0|[1-9][0-9]*)$', maxLength: 32, description, examples: ['1000'] }))
-      .Decode((value) => {
-        const number = Number(value)
-        if (number > max) throw badRequest(`${name} must be at most ${max}`)
-        return number
-      })
-      .Encode(String),
-  )
+/** 1 or more (ids, pages). */
+export const positiveIntegerString = integerString('^[1-9][0-9]*$', '1')
+/** 0 or more (prices). */
+export const nonNegativeIntegerString = integerString('^(0|[1-9][0-9]*)$', '1000')
 
 /** `true` or `false` in a query string, as a boolean. */
 export const booleanString = (description: string) =>

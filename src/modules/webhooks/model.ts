@@ -1,20 +1,10 @@
 import { Type as t, type Static } from '@sinclair/typebox'
 import { webhookDeliveryStatus } from '../../db/schema'
+import { CHANGES } from '../../jobs/definitions'
 import { enumOf, PaginationQuery, positiveIntegerString } from '../../lib/model'
 
 /** Every event an endpoint can subscribe to; `*` subscribes to all of them. */
-export const WEBHOOK_EVENTS = [
-  'order.placed',
-  'order.confirmed',
-  'order.processing',
-  'order.shipped',
-  'order.delivered',
-  'order.cancelled',
-  'product.created',
-  'product.updated',
-  'product.deleted',
-  'webhook.test',
-] as const
+export const WEBHOOK_EVENTS = [...CHANGES, 'webhook.test'] as const
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number]
 
 const EventName = enumOf([...WEBHOOK_EVENTS, '*'] as const, { description: 'An event name, or `*` for all' })
