@@ -1,5 +1,5 @@
-import { and, asc, count, desc, eq, gt, gte, ilike, inArray, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
-import { catalogueDb, db } from '../../db/client'
+import { and, asc, count, desc, eq, gt, gte, ilike, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
+import { catalogueDb, db, sql as postgresSql } from '../../db/client'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
@@ -124,13 +124,15 @@ export async function listProducts(query: CatalogueQuery) {
   return paged(rows.map(toProduct), matching, query.page, query.limit)
 }
 
-/** Products by id, in one query (deleted ones are missing). */
+/**
+ * Products by id, in one statement whatever their number (an array parameter, not an IN list
+ * that would make a statement of its own for each batch size); deleted ones are missing.
+ */
 export async function findProducts(ids: readonly number[]): Promise<Product[]> {
-  const rows = await db
-    .select()
-    .from(products)
-    .where(and(inArray(products.id, [...ids]), notDeleted))
-  return rows.map(toProduct)
+  return postgresSql<Product[]>`
+    SELECT id, name, description, price_cents, inventory, is_active,
+      iso_time(created_at) AS created_at, iso_time(updated_at) AS updated_at
+    FROM products WHERE id = ANY(${ids as number[]}::int[]) AND deleted_at IS NULL`
 }
 
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
