@@ -144,6 +144,10 @@ describe('managing endpoints', () => {
     expectError(await call('POST', '/api/admin/webhooks', { token: customer.token, body }), 403)
     expectError(await call('GET', '/api/admin/webhooks', { token: customer.token }), 403)
     expectError(await call('POST', '/api/admin/webhooks', { body }), 401)
+    // The token is checked before the body: a bad body does not turn a 401/403 into a 400.
+    const bad = { url: receiver.url('/x'), events: '*' }
+    expectError(await call('POST', '/api/admin/webhooks', { body: bad }), 401)
+    expectError(await call('POST', '/api/admin/webhooks', { token: customer.token, body: bad }), 403)
     for (const [method, path] of [
       ['GET', '/api/admin/webhooks/2147483647'],
       ['PATCH', '/api/admin/webhooks/2147483647'],

@@ -28,11 +28,18 @@ import {
 
 const adminErrors = errorResponses(400, 401, 403, 404)
 
-// Elysia's validator would turn `"events": "*"` into `["*"]`; the contract wants a list, so a
-// bare string is refused before validation.
-const eventsMustBeAList = ({ body }: { body: unknown }) => {
-  const events = (body as { events?: unknown } | null)?.events
-  if (events !== undefined && !Array.isArray(events)) throw badRequest('events must be a list of event names')
+// Elysia's validator turns `"events": "*"` into `["*"]`, and the contract wants a list. The raw
+// body is looked at before validation, but refused only after the auth check (so a request
+// without a token is still a 401, whatever its body).
+const bareEvents = new WeakSet<Request>()
+const eventsMustBeAList = {
+  transform({ body, request }: { body: unknown; request: Request }) {
+    const events = (body as { events?: unknown } | null)?.events
+    if (events !== undefined && !Array.isArray(events)) bareEvents.add(request)
+  },
+  beforeHandle({ request }: { request: Request }) {
+    if (bareEvents.has(request)) throw badRequest('events must be a list of event names')
+  },
 }
 
 export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail: { tags: ['Webhooks'] } })
@@ -46,7 +53,7 @@ export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail:
     },
     {
       auth: 'admin',
-      transform: eventsMustBeAList,
+      ...eventsMustBeAList,
       body: CreateWebhookBody,
       response: { 201: CreatedWebhook, ...errorResponses(400, 401, 403) },
       detail: {
@@ -71,7 +78,7 @@ export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail:
   .patch('/:id', ({ params, body }) => updateWebhook(params.id, body), {
     auth: 'admin',
     params: IdParams,
-    transform: eventsMustBeAList,
+    ...eventsMustBeAList,
     body: UpdateWebhookBody,
     response: { 200: Webhook, ...adminErrors },
     detail: { summary: 'Change an endpoint’s url, events, description or enabled flag (admin)' },
