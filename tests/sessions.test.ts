@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
-import { setRole } from '../src/modules/auth/service'
+import { setRole, upsertUser } from '../src/modules/auth/service'
 import { call, expectError, registerCustomer, sql, uniqueEmail } from './helpers'
 import { startApi, stopServices } from './processes'
 
@@ -268,6 +268,15 @@ test('a role change (user:role) ends all the user’s sessions', async () => {
   const again = await login(email)
   expect(again.user).toMatchObject({ role: 'admin' })
   expect((await call('GET', '/api/orders', { token: again.token })).status).toBe(200)
+})
+
+test('db:seed’s upsert ends the account’s sessions when it changes the password, not when it changes nothing', async () => {
+  const { email, phone } = await customerWithTwoSessions()
+  await upsertUser(email, PASSWORD, 'customer')
+  await expectAlive(phone)
+  await upsertUser(email, 'a-seeded-password', 'customer')
+  await expectEnded(phone)
+  await expectAlive(await login(email, 'a-seeded-password'))
 })
 
 describe('across API processes', () => {

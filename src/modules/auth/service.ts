@@ -74,17 +74,31 @@ export async function findUser(id: number): Promise<User | undefined> {
   return row && toUser(row)
 }
 
-/** Creates the account or, when it exists, resets its password and role. */
+/**
+ * Creates the account or, when it exists, sets its password and role (db:seed). A change of
+ * either ends the account's sessions, as a password change or `user:role` does; the same
+ * password and role again change nothing, so re-running the seed signs no one out.
+ */
 export async function upsertUser(email: string, password: string, role: Role): Promise<User> {
-  const passwordHash = await hashPassword(password)
   const normalized = normalizeEmail(email)
   const [existing] = await db
-    .select({ id: users.id })
+    .select()
     .from(users)
     .where(eq(sql`lower(${users.email})`, normalized))
-  const [row] = existing
-    ? await db.update(users).set({ passwordHash, role }).where(eq(users.id, existing.id)).returning()
-    : await db.insert(users).values({ email: normalized, passwordHash, role }).returning()
+  if (!existing) {
+    const [row] = await db
+      .insert(users)
+      .values({ email: normalized, passwordHash: await hashPassword(password), role })
+      .returning()
+    return toUser(row!)
+  }
+  if (existing.role === role && (await Bun.password.verify(password, existing.passwordHash))) return toUser(existing)
+  const [row] = await db
+    .update(users)
+    .set({ passwordHash: await hashPassword(password), role })
+    .where(eq(users.id, existing.id))
+    .returning()
+  await revokeUserSessions(existing.id)
   return toUser(row!)
 }
 
