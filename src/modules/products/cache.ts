@@ -30,6 +30,15 @@ function forgetAll() {
 }
 listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
 
+/**
+ * After an order or a cancel on this process: its products' answers go at once, so a shopper who
+ * just ordered sees the new stock. Lists keep their 1 s: clearing them on every order would
+ * recount the catalogue for each order of a flash sale. Other processes keep the 1 s bound.
+ */
+export function stockChanged(productIds: number[]) {
+  for (const id of productIds) items.delete(id)
+}
+
 /** After an admin write has committed: gone here at once, on the other processes within moments. */
 export async function catalogueChanged() {
   forgetAll()
