@@ -352,6 +352,41 @@ describe('deliveries', () => {
     await arrived(endpoint.path, 10)
   })
 
+  test('a slow endpoint holds at most half the slots: other endpoints and confirmations go on', async () => {
+    let inFlight = 0
+    let mostInFlight = 0
+    const slow = await subscribe(['product.created'], async () => {
+      inFlight++
+      mostInFlight = Math.max(mostInFlight, inFlight)
+      await Bun.sleep(400)
+      inFlight--
+      return new Response(null, { status: 204 })
+    })
+    const fast = await subscribe(['product.created'])
+    const started = Date.now()
+    for (let i = 0; i < 8; i++) await newProduct()
+    await arrived(fast.path, 8)
+    const fastDone = Date.now() - started
+    // Meanwhile an order is confirmed by the worker (its own queue and slots).
+    const customer = await registerCustomer()
+    const product = await newProduct()
+    const order = await call('POST', '/api/orders', {
+      token: customer.token,
+      body: { items: [{ product_id: product.id, quantity: 1 }] },
+    })
+    await waitFor(
+      async () =>
+        (await sql`SELECT status FROM orders WHERE id = ${order.body.id}`)[0]!.status === 'confirmed' || undefined,
+    )
+    const confirmedAfter = Date.now() - started
+    await arrived(slow.path, 8, 30_000)
+    const slowDone = Date.now() - started
+    // The worker runs 4 at once: the slow endpoint got 2 of them, the others the rest.
+    expect(mostInFlight).toBe(2)
+    expect(fastDone).toBeLessThan(slowDone)
+    expect(confirmedAfter).toBeLessThan(slowDone)
+  })
+
   test('an attempt that gets no answer within WEBHOOK_TIMEOUT_MS fails and is retried', async () => {
     const endpoint = await subscribe(['product.created'], async (nth) => {
       if (nth === 1) await Bun.sleep(1_500)

@@ -20,7 +20,7 @@ import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from 
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
 import { createWorkerConnection, logRedisErrors } from '../lib/redis'
-import { backoffMs, deliverWebhook, RetryLater } from '../modules/webhooks/delivery'
+import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from '../modules/webhooks/delivery'
 
 export type WorkerOptions = {
   mailer: Mailer
@@ -108,10 +108,11 @@ export function startWorkers(options: WorkerOptions) {
    * One attempt of a webhook delivery. An endpoint already at its concurrency in this process
    * puts the job back for a moment, freeing the slot for other endpoints' deliveries.
    */
+  const perEndpoint = endpointConcurrency(common.concurrency)
   async function webhookDelivery(job: Job, token?: string) {
     const { deliveryId } = checked(job, WebhookDeliveryJob)
     const attempt = { number: job.attemptsMade + 1, last: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }
-    if ((await deliverWebhook(deliveryId, attempt)) === 'busy') {
+    if ((await deliverWebhook(deliveryId, attempt, perEndpoint)) === 'busy') {
       await job.moveToDelayed(Date.now() + 250 + Math.random() * 250, token)
       throw new DelayedError()
     }

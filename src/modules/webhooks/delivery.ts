@@ -6,8 +6,12 @@ import { webhookAttempts } from '../../jobs/metrics'
 import { logger } from '../../lib/logger'
 import { nonPublicTarget } from '../../lib/public-address'
 
-/** Attempts to one endpoint at once, per worker process: a slow endpoint cannot take every slot. */
-export const ENDPOINT_CONCURRENCY = 4
+/**
+ * Attempts to one endpoint at once, per worker process: at most half the webhook slots (and at
+ * most 4), so a slow or dead endpoint never takes them all.
+ */
+export const endpointConcurrency = (workerConcurrency: number) =>
+  Math.max(1, Math.min(4, Math.floor(workerConcurrency / 2)))
 /** The longest Retry-After honoured. */
 const MAX_RETRY_AFTER_MS = 60 * 60_000
 const MAX_ERROR_LENGTH = 500
@@ -59,6 +63,7 @@ export type DeliveryRun = 'done' | 'busy'
 export async function deliverWebhook(
   deliveryId: number,
   attempt: { number: number; last: boolean },
+  perEndpoint: number,
 ): Promise<DeliveryRun> {
   const [target] = await sql<Target[]>`
     SELECT d.endpoint_id, d.status, e.url, e.enabled,
@@ -75,7 +80,7 @@ export async function deliverWebhook(
     return 'done'
   }
   const running = inFlight.get(target.endpoint_id) ?? 0
-  if (running >= ENDPOINT_CONCURRENCY) return 'busy'
+  if (running >= perEndpoint) return 'busy'
   inFlight.set(target.endpoint_id, running + 1)
   try {
     await attemptOnce(deliveryId, target, attempt)
