@@ -2,7 +2,8 @@ import type { TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
 import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../jobs/definitions'
-import { conflict, HttpError, notFound } from '../../lib/errors'
+import { conflict, HttpError } from '../../lib/errors'
+import { productNotFound } from '../products/service'
 import type { Order } from './model'
 
 /** One order of a batch, as it arrived: lines merged and sorted by product id. */
@@ -34,9 +35,6 @@ type StoredKey = {
   response_status: number
   response_body: StoredOrder
 }
-
-// The same shape as Date#toISOString, which the rest of the API uses.
-const ISO_8601 = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
 
 export const IDEMPOTENCY_WINDOW_HOURS = 24
 
@@ -90,7 +88,7 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
   // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
   const [locked, reservedIds] = await Promise.all([
     tx<(LockedProduct & { now: string })[]>`
-      SELECT id, name, price_cents, inventory, is_active, to_char(now() AT TIME ZONE 'UTC', ${ISO_8601}) AS now
+      SELECT id, name, price_cents, inventory, is_active, iso_time(now()) AS now
       FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
       ORDER BY id FOR UPDATE`,
     tx<{ id: number }[]>`
@@ -187,8 +185,7 @@ export type LineCheck = { productId: number; found: boolean; active: boolean; en
  */
 export function rejection(lines: LineCheck[]): Extract<OrderOutcome, { kind: 'rejected' }> | undefined {
   const missing = lines.find((line) => !line.found)
-  if (missing)
-    return { kind: 'rejected', reason: 'unknown_product', error: notFound(`Product ${missing.productId} not found`) }
+  if (missing) return { kind: 'rejected', reason: 'unknown_product', error: productNotFound(missing.productId) }
   const inactive = lines.find((line) => !line.active)
   if (inactive)
     return {

@@ -22,7 +22,7 @@ export const toProduct = (row: ProductRow): Product => ({
 })
 
 const notDeleted = isNull(products.deletedAt)
-const productNotFound = (id: number) => notFound(`Product ${id} not found`)
+export const productNotFound = (id: number) => notFound(`Product ${id} not found`)
 
 export type CatalogueQuery = {
   page: number

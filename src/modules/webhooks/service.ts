@@ -88,6 +88,13 @@ async function endpoint(id: number): Promise<EndpointRow> {
   return row
 }
 
+/** The endpoint, for sending to it now: 404 when unknown, 409 while disabled. */
+async function enabledEndpoint(id: number): Promise<EndpointRow> {
+  const row = await endpoint(id)
+  if (!row.enabled) throw conflict(`Webhook ${id} is disabled; enable it first`)
+  return row
+}
+
 export const getWebhook = async (id: number) => toWebhook(await endpoint(id))
 
 export async function updateWebhook(id: number, body: UpdateWebhookBody) {
@@ -144,8 +151,7 @@ const deliveryJob = (deliveryId: number) => ({
 
 /** A `webhook.test` event for this endpoint alone (the fan-out skips test events). */
 export async function sendTestEvent(id: number) {
-  const target = await endpoint(id)
-  if (!target.enabled) throw conflict(`Webhook ${id} is disabled; enable it first`)
+  await enabledEndpoint(id)
   const deliveryId = await db.transaction(async (tx) => {
     const [event] = await tx
       .insert(events)
@@ -192,8 +198,7 @@ export async function listDeliveries(
 
 /** Attempts a delivery again (a fresh run of the retry schedule), under the same webhook-id. */
 export async function retryDelivery(id: number, deliveryId: number) {
-  const target = await endpoint(id)
-  if (!target.enabled) throw conflict(`Webhook ${id} is disabled; enable it first`)
+  await enabledEndpoint(id)
   const found = await db.transaction(async (tx) => {
     const [row] = await tx
       .update(webhookDeliveries)
