@@ -98,29 +98,27 @@ async function attemptOnce(deliveryId: number, target: Target, attempt: { number
   const ms = Math.round(performance.now() - started)
   const log = { deliveryId, endpointId: target.endpoint_id, event: target.type, attempt: attempt.number, ms }
 
-  if (result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300) {
-    await record(deliveryId, target.endpoint_id, { outcome: 'succeeded', statusCode: result.statusCode })
-    logger.info({ ...log, statusCode: result.statusCode, outcome: 'succeeded' }, 'webhook attempt')
-    return
-  }
-  const error = (result.error ?? `The endpoint answered ${result.statusCode}`).slice(0, MAX_ERROR_LENGTH)
-  if (result.statusCode === 410) {
-    await record(deliveryId, target.endpoint_id, { outcome: 'gone', statusCode: 410, error })
-    logger.warn({ ...log, statusCode: 410, outcome: 'gone' }, 'webhook attempt: endpoint gone, disabled')
-    throw new UnrecoverableError(error)
-  }
-  if (attempt.last) {
-    await record(deliveryId, target.endpoint_id, { outcome: 'failed', statusCode: result.statusCode, error })
-    logger.warn({ ...log, statusCode: result.statusCode, error, outcome: 'failed' }, 'webhook attempt')
-    throw new UnrecoverableError(error)
-  }
-  const delayMs = result.retryAfterMs ?? backoffMs(attempt.number)
-  await record(deliveryId, target.endpoint_id, { outcome: 'retrying', statusCode: result.statusCode, error, delayMs })
-  logger.warn(
-    { ...log, statusCode: result.statusCode, error, outcome: 'retrying', retryInMs: delayMs },
+  const outcome = outcomeOf(result.statusCode, attempt.last)
+  const succeeded = outcome === 'succeeded'
+  const error = succeeded
+    ? undefined
+    : (result.error ?? `The endpoint answered ${result.statusCode}`).slice(0, MAX_ERROR_LENGTH)
+  const delayMs = outcome === 'retrying' ? (result.retryAfterMs ?? backoffMs(attempt.number)) : undefined
+  await record(deliveryId, target.endpoint_id, { outcome, statusCode: result.statusCode, error, delayMs })
+  logger[succeeded ? 'info' : 'warn'](
+    { ...log, statusCode: result.statusCode, error, outcome, retryInMs: delayMs },
     'webhook attempt',
   )
-  throw new RetryLater(error, delayMs)
+  // A 410 (the endpoint is now disabled) and the last attempt fail for good; the rest retry.
+  if (outcome === 'retrying') throw new RetryLater(error!, delayMs!)
+  if (error !== undefined) throw new UnrecoverableError(error)
+}
+
+/** 2xx succeeds; 410 means gone (the endpoint is disabled); anything else retries until the last attempt. */
+function outcomeOf(statusCode: number | undefined, lastAttempt: boolean): Outcome {
+  if (statusCode !== undefined && statusCode >= 200 && statusCode < 300) return 'succeeded'
+  if (statusCode === 410) return 'gone'
+  return lastAttempt ? 'failed' : 'retrying'
 }
 
 type SendResult = { statusCode?: number; error?: string; retryAfterMs?: number }
