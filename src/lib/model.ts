@@ -99,8 +99,8 @@ export function paged<T>(data: T[], total: number, page: number, limit: number) 
 
 export const INT4 = { maximum: INT4_MAX }
 
-/** A 204's (empty) response, described. */
-export const noContent = (description: string) => t.Void({ description })
+/** A response without a body (204, 304), described. */
+export const emptyResponse = (description: string) => t.Void({ description })
 
 export const errorResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, ErrorResponse])) as Record<number, typeof ErrorResponse>

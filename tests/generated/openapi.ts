@@ -3108,7 +3108,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not modified: the If-None-Match ETag is current (no body) */
+            /** @description Not modified: the If-None-Match ETag is current */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -3274,7 +3274,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Not modified: the If-None-Match ETag is current (no body) */
+            /** @description Not modified: the If-None-Match ETag is current */
             304: {
                 headers: {
                     [name: string]: unknown;

@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia'
 import { clientAddress } from '../../lib/client-address'
-import { errorResponses, IdParams, noContent } from '../../lib/model'
+import { errorResponses, IdParams, emptyResponse } from '../../lib/model'
 import { rateLimit } from '../../lib/rate-limit'
 import { notFound, unauthorized } from '../../lib/errors'
 import { authGuard } from './guard'
@@ -103,7 +103,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     },
     {
       auth: true,
-      response: { 204: noContent('Done'), ...errorResponses(401) },
+      response: { 204: emptyResponse('Done'), ...errorResponses(401) },
       detail: { summary: 'End this session: its refresh and access tokens stop working' },
     },
   )
@@ -115,7 +115,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     },
     {
       auth: true,
-      response: { 204: noContent('Done'), ...errorResponses(401) },
+      response: { 204: emptyResponse('Done'), ...errorResponses(401) },
       detail: { summary: 'End every session of the signed-in user, this one included' },
     },
   )
@@ -133,7 +133,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     {
       auth: true,
       params: IdParams,
-      response: { 204: noContent('Done'), ...errorResponses(400, 401, 404) },
+      response: { 204: emptyResponse('Done'), ...errorResponses(400, 401, 404) },
       detail: { summary: 'End one of the signed-in user’s sessions' },
     },
   )
@@ -147,7 +147,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
       auth: true,
       rateLimit: 'login',
       body: PasswordChange,
-      response: { 204: noContent('Done'), ...errorResponses(400, 401, 429) },
+      response: { 204: emptyResponse('Done'), ...errorResponses(400, 401, 429) },
       detail: {
         summary: 'Change the password; every other session of the user ends',
         description: 'A wrong `current_password` is a 400. It counts against the login rate limit.',

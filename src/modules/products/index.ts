@@ -1,14 +1,13 @@
 import { Elysia } from 'elysia'
 import { Type as t } from '@sinclair/typebox'
-import { notFound } from '../../lib/errors'
-import { conditionalJson } from '../../lib/http-cache'
-import { errorResponses, IdParams, noContent, pageOf } from '../../lib/model'
+import { CATALOGUE_CACHE_CONTROL, conditionalJson } from '../../lib/http-cache'
+import { errorResponses, IdParams, emptyResponse, pageOf } from '../../lib/model'
 import { authGuard } from '../auth/guard'
 import { cachedPage, cachedProduct, catalogueChanged } from './cache'
 import { CreateProductBody, ListProductsQuery, Product, UpdateProductBody } from './model'
-import { catalogueQuery, createProduct, deleteProduct, updateProduct } from './service'
+import { catalogueQuery, createProduct, deleteProduct, productNotFound, updateProduct } from './service'
 
-const notModified = t.Void({ description: 'Not modified: the If-None-Match ETag is current (no body)' })
+const notModified = emptyResponse('Not modified: the If-None-Match ETag is current')
 const IfNoneMatch = t.Object({
   'if-none-match': t.Optional(t.String({ description: 'An ETag from an earlier answer' })),
 })
@@ -23,7 +22,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
       summary: 'Search and list products: filters, sort, pages',
       description:
         'Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and ' +
-        '`Cache-Control: public, max-age=1`: send the ETag back ' +
+        `\`Cache-Control: ${CATALOGUE_CACHE_CONTROL}\`: send the ETag back ` +
         'in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock.',
     },
   })
@@ -31,7 +30,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     '/:id',
     async ({ params, request }) => {
       const product = await cachedProduct(params.id)
-      if (!product) throw notFound(`Product ${params.id} not found`)
+      if (!product) throw productNotFound(params.id)
       return conditionalJson(request, product)
     },
     {
@@ -40,7 +39,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
       response: { 200: Product, 304: notModified, ...errorResponses(400, 404) },
       detail: {
         summary: 'Get one product',
-        description: 'Answers carry an ETag and `Cache-Control: public, max-age=1`; If-None-Match → 304.',
+        description: `Answers carry an ETag and \`Cache-Control: ${CATALOGUE_CACHE_CONTROL}\`; If-None-Match → 304.`,
       },
     },
   )
@@ -84,7 +83,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     {
       auth: 'admin',
       params: IdParams,
-      response: { 204: noContent('Deleted'), ...errorResponses(400, 401, 403, 404) },
+      response: { 204: emptyResponse('Deleted'), ...errorResponses(400, 401, 403, 404) },
       detail: { summary: 'Delete a product (admin); its past order lines are kept' },
     },
   )

@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import { errorResponses, IdParams, noContent, pageOf, pagination } from '../../lib/model'
+import { errorResponses, IdParams, emptyResponse, pageOf, pagination } from '../../lib/model'
 import { badRequest } from '../../lib/errors'
 import { authGuard } from '../auth/guard'
 import {
@@ -92,7 +92,7 @@ export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail:
     {
       auth: 'admin',
       params: IdParams,
-      response: { 204: noContent('Deleted, with its deliveries'), ...adminErrors },
+      response: { 204: emptyResponse('Deleted, with its deliveries'), ...adminErrors },
       detail: { summary: 'Delete a webhook endpoint (admin)' },
     },
   )
