@@ -319,6 +319,17 @@ describe('deliveries', () => {
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(900)
   })
 
+  test('a redirect is not followed: it counts as a failed attempt', async () => {
+    const endpoint = await subscribe(['product.created'], () =>
+      Response.redirect(receiver.url('/redirected-here'), 307),
+    )
+    await newProduct()
+    const [row] = await settled(endpoint.id, 1)
+    expect(row).toMatchObject({ status: 'failed', attempts: 3, last_status_code: 307 })
+    expect(receiver.at(endpoint.path)).toHaveLength(3)
+    expect(receiver.at('/redirected-here')).toEqual([])
+  })
+
   test('410 disables the endpoint at once: one attempt, and nothing more is sent', async () => {
     const endpoint = await subscribe(['product.created'], () => new Response(null, { status: 410 }))
     await newProduct()
