@@ -7,6 +7,7 @@ import { logger } from './lib/logger'
 import { closeRedis } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
 import { closeBroadcasts, startBroadcasts } from './lib/broadcast'
+import { stopWatchingProducts } from './modules/products/cache'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
@@ -29,6 +30,7 @@ async function shutdown(signal: string) {
   await closeQueues()
   await closeBroadcasts()
   await closeRedis()
+  stopWatchingProducts()
   await closeDatabase()
   logger.info('stopped')
   process.exit(0)

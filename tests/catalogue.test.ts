@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { call, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
 import { startApi, stopServices } from './processes'
+import { watchProductChanges } from '../src/modules/products/changes'
 
 // Every query is scoped to this run's products by a marker word in their names, since other
 // files' products share the table.
@@ -256,11 +257,68 @@ describe('HTTP caching', () => {
     catalogue[1] = updated.body
   })
 
+  test('an unchanged product is served from memory past a second; one changed by any writer is re-read within a second', async () => {
+    const product = (await createProduct(admin.token, { name: `Quiet ${marker}`, inventory: 9 })) as Product
+    const path = `/api/products/${product.id}`
+    const counted = async (result: 'hit' | 'miss') => {
+      const metrics = (await call('GET', '/metrics')).body as string
+      return Number(metrics.match(new RegExp(`catalogue_cache_requests_total\\{kind="get",result="${result}"\\} (\\d+)`))?.[1])
+    }
+    // Twice: a read begun before the polls' first look is only kept for a second.
+    for (let i = 0; i < 2; i++) {
+      expect((await call('GET', path)).body.inventory).toBe(9)
+      await Bun.sleep(1_500)
+    }
+    const [hits, misses] = [await counted('hit'), await counted('miss')]
+    expect((await call('GET', path)).body.inventory).toBe(9)
+    expect(await counted('hit')).toBe(hits + 1)
+    expect(await counted('miss')).toBe(misses)
+
+    // A writer that tells no one: another replica's order, a script.
+    await sql`UPDATE products SET inventory = 4, updated_at = now() WHERE id = ${product.id}`
+    const writtenAt = Date.now()
+    await waitFor(async () => (await call('GET', path)).body.inventory === 4 || undefined, 3_000, 10)
+    expect(Date.now() - writtenAt).toBeLessThanOrEqual(1_100)
+  })
+
   test('cache hits and misses are counted in /metrics', async () => {
     await call('GET', `/api/products/${catalogue[0]!.id}`)
     await call('GET', `/api/products/${catalogue[0]!.id}`)
     const metrics = (await call('GET', '/metrics')).body as string
     expect(metrics).toMatch(/catalogue_cache_requests_total\{kind="get",result="hit"\} [1-9]/)
     expect(metrics).toMatch(/catalogue_cache_requests_total\{kind="list",result="miss"\} [1-9]/)
+  })
+})
+
+describe('product change polling', () => {
+  const changedIn: (ReadonlySet<number> | 'all')[] = []
+  const watcher = watchProductChanges({ onChange: (changed) => changedIn.push(changed), wanted: () => true })
+  afterAll(() => watcher.stop())
+  const polled = (count: number) => waitFor(() => watcher.completed() >= count || undefined, 5_000, 10)
+
+  test('reports every product written since the previous poll, by any connection, and vouches for reads begun meanwhile', async () => {
+    const [quiet, busy] = [catalogue[2]!, catalogue[5]!]
+    watcher.ensureRunning()
+    // The first poll only takes its bearings: nothing read before it is vouched for.
+    expect(watcher.vouches(0, performance.now(), 1_000)).toBe(false)
+    await polled(2)
+    const readBegan = watcher.completed()
+    await sql`UPDATE products SET inventory = inventory + 1 WHERE id = ${busy.id}`
+    await waitFor(() => changedIn.some((changed) => changed !== 'all' && changed.has(busy.id)) || undefined, 5_000, 10)
+    expect(changedIn).not.toContain('all')
+    expect(changedIn.flatMap((changed) => [...changed])).not.toContain(quiet.id)
+    expect(watcher.changedAfter(readBegan, busy.id)).toBe(true)
+    expect(watcher.changedAfter(readBegan, quiet.id)).toBe(false)
+    expect(watcher.vouches(readBegan, performance.now(), 1_000)).toBe(true)
+    // Long after the last poll it vouches for nothing.
+    expect(watcher.vouches(readBegan, performance.now() + 5_000, 1_000)).toBe(false)
+    await sql`UPDATE products SET inventory = inventory - 1 WHERE id = ${busy.id}`
+  })
+
+  test('a table rewritten under it (TRUNCATE, VACUUM FULL) counts as every product changed', async () => {
+    const before = watcher.completed()
+    await sql`VACUUM FULL products`
+    await waitFor(() => changedIn.includes('all') || undefined, 5_000, 10)
+    expect(watcher.changedAfter(before, catalogue[0]!.id)).toBe(true)
   })
 })

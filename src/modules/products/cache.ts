@@ -2,14 +2,19 @@ import DataLoader from 'dataloader'
 import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
 import { catalogueCacheRequests } from '../../lib/metrics'
+import { watchProductChanges } from './changes'
 import { type CatalogueQuery, findProducts, listProducts } from './service'
 
 // Catalogue answers (product pages and products), kept in memory as the JSON sent and its ETag.
 //
-// Freshness, per the contract: an entry lives at most 1 s from the moment its read began, which
-// bounds how stale inventory (changed by every order and cancel) and another replica's admin
-// write can be. An admin write empties this process's cache before it answers and tells the
-// other processes to do the same (a broadcast; the 1 s bound holds even when it is lost).
+// Freshness, per the contract: nothing served is more than 1 s stale, which bounds how stale
+// inventory (changed by every order and cancel) and another replica's admin write can be.
+// - A page lives 1 s from the moment its read began.
+// - A product lives for as long as it does not change: polls of what Postgres changed (changes.ts)
+//   drop the products that did, and vouch for the rest. When polls stop vouching (Postgres is
+//   unreachable, say), a product falls back to the pages' 1 s.
+// An admin write also empties this process's cache before it answers and tells the other
+// processes to do the same (a broadcast, for the pages; the 1 s bound holds even when it is lost).
 // Orders never read from here: they take stock against the live row.
 //
 // Concurrent misses for one key share one read, and misses for single products are read
@@ -22,21 +27,50 @@ const CHANNEL = 'catalogue:changed'
 
 // Sized for what a second brings: entries older than that are useless anyway.
 const pages = new LRUCache<string, Promise<CachedAnswer>>({ max: 2_000, ttl: FRESH_FOR_MS })
-const items = new LRUCache<number, Promise<CachedAnswer | null>>({ max: 20_000, ttl: FRESH_FOR_MS })
 
+type Item = {
+  answer: CachedAnswer | null
+  /** When its read began (performance.now()). */
+  readAt: number
+  /** Polls completed when its read began; -1 when no poll can vouch for it. */
+  pollsBefore: number
+}
+// Sized in bytes (~120 000 typical products); a product nobody asked for in a minute leaves.
+const items = new LRUCache<number, Item>({
+  maxSize: 32 * 2 ** 20,
+  sizeCalculation: (item) => 100 + (item.answer?.body.length ?? 0),
+  ttl: 60_000,
+  updateAgeOnGet: true,
+})
+const itemsReading = new Map<number, Promise<CachedAnswer | null>>()
+
+// Polls go on while products are asked for, and stop a minute after the last request.
+let lastAskedAt = Number.NEGATIVE_INFINITY
+const changes = watchProductChanges({
+  onChange: (changed) => (changed === 'all' ? items.clear() : stockChanged(changed)),
+  wanted: () => performance.now() - lastAskedAt < 60_000,
+})
+/** API shutdown: no more polls. */
+export const stopWatchingProducts = () => changes.stop()
+
+// Reads in flight are forgotten too, so that what they bring is not kept.
 function forgetAll() {
   pages.clear()
   items.clear()
+  itemsReading.clear()
 }
 listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
 
 /**
  * After an order or a cancel on this process: its products' answers go at once, so a shopper who
- * just ordered sees the new stock. Lists keep their 1 s: clearing them on every order would
- * recount the catalogue for each order of a flash sale. Other processes keep the 1 s bound.
+ * just ordered sees the new stock (other processes drop them at their next poll). Lists keep
+ * their 1 s: clearing them on every order would recount the catalogue for each order of a sale.
  */
-export function stockChanged(productIds: number[]) {
-  for (const id of productIds) items.delete(id)
+export function stockChanged(productIds: Iterable<number>) {
+  for (const id of productIds) {
+    items.delete(id)
+    itemsReading.delete(id)
+  }
 }
 
 /** After an admin write has committed: gone here at once, on the other processes within moments. */
@@ -51,26 +85,53 @@ const answer = (value: unknown): CachedAnswer => {
   return { body, etag: `"${Bun.hash(body).toString(36)}"` }
 }
 
-function remembered<K extends string | number, V extends CachedAnswer | null>(
-  cache: LRUCache<K, Promise<V>>,
-  kind: 'list' | 'get',
-  key: K,
-  read: () => Promise<V>,
-): Promise<V> {
-  const known = cache.get(key)
-  catalogueCacheRequests.inc({ kind, result: known ? 'hit' : 'miss' })
+export function cachedPage(query: CatalogueQuery): Promise<CachedAnswer> {
+  const key = JSON.stringify(query)
+  const known = pages.get(key)
+  catalogueCacheRequests.inc({ kind: 'list', result: known ? 'hit' : 'miss' })
   if (known) return known
-  const reading = read()
-  cache.set(key, reading)
+  const reading = listProducts(query).then(answer)
+  pages.set(key, reading)
   // A failed read is not remembered: the next request tries again.
   reading.catch(() => {
-    if (cache.get(key) === reading) cache.delete(key)
+    if (pages.get(key) === reading) pages.delete(key)
   })
   return reading
 }
 
-export const cachedPage = (query: CatalogueQuery) =>
-  remembered(pages, 'list', JSON.stringify(query), async () => answer(await listProducts(query)))
+/** A product's answer, or null when there is no such (undeleted) product. */
+export function cachedProduct(id: number): Promise<CachedAnswer | null> {
+  const now = performance.now()
+  lastAskedAt = now
+  const item = items.get(id)
+  const fresh =
+    item !== undefined &&
+    (now - item.readAt <= FRESH_FOR_MS || changes.vouches(item.pollsBefore, now, FRESH_FOR_MS))
+  const reading = fresh ? undefined : itemsReading.get(id)
+  catalogueCacheRequests.inc({ kind: 'get', result: fresh || reading ? 'hit' : 'miss' })
+  if (fresh) return Promise.resolve(item.answer)
+  return reading ?? readProduct(id, now)
+}
+
+function readProduct(id: number, readAt: number) {
+  const pollsBefore = changes.completed()
+  changes.ensureRunning()
+  const reading = productLoader.load(id)
+  itemsReading.set(id, reading)
+  reading.then(
+    (answer) => {
+      if (itemsReading.get(id) !== reading) return
+      itemsReading.delete(id)
+      // A poll that completed meanwhile dropped this product before it was here to drop.
+      items.set(id, { answer, readAt, pollsBefore: changes.changedAfter(pollsBefore, id) ? -1 : pollsBefore })
+    },
+    // A failed read is not remembered: the next request tries again.
+    () => {
+      if (itemsReading.get(id) === reading) itemsReading.delete(id)
+    },
+  )
+  return reading
+}
 
 // One batch of products in flight at a time; the ids asked for meanwhile go in the next one.
 let batchInFlight: Promise<unknown> | undefined
@@ -95,6 +156,3 @@ const productLoader = new DataLoader<number, CachedAnswer | null>(readProducts, 
   maxBatchSize: 200,
   batchScheduleFn: (dispatch) => (batchInFlight ? void batchInFlight.then(dispatch) : process.nextTick(dispatch)),
 })
-
-/** A product's answer, or null when there is no such (undeleted) product. */
-export const cachedProduct = (id: number) => remembered(items, 'get', id, () => productLoader.load(id))

