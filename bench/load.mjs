@@ -13,12 +13,15 @@ function distinct(count) {
   return [...ids]
 }
 
+const searchPath = (term) => `/api/products?q=${term}&in_stock=true&sort=-price_cents&limit=10`
+const getPath = (id) => `/api/products/${id}`
+
 function setupRequest(request) {
   switch (options.kind) {
     case 'list':
       return { ...request, path: `/api/products?page=${1 + Math.floor(Math.random() * options.pages)}&limit=10` }
     case 'search':
-      return { ...request, path: `/api/products?q=${pick(options.terms)}&in_stock=true&sort=-price_cents&limit=10` }
+      return { ...request, path: searchPath(pick(options.terms)) }
     case 'revalidate': {
       // A client that has the page already: it sends the page's current ETag.
       const [path, etag] = pick(options.etags)
@@ -27,7 +30,7 @@ function setupRequest(request) {
     case 'get': {
       // With `popular`, nine reads in ten go to those products, as shop traffic does.
       const ids = options.popular && Math.random() < 0.9 ? options.popular : options.productIds
-      return { ...request, path: `/api/products/${pick(ids)}` }
+      return { ...request, path: getPath(pick(ids)) }
     }
     case 'order':
       return {
@@ -50,6 +53,15 @@ const run = (duration) =>
     requests: [{ setupRequest }],
   })
 
+// A shop that has been running has had each of its products and searches asked for before:
+// `prime` asks for each once, so that the run measures that steady state, not a cold start.
+if (options.prime) {
+  const paths = options.kind === 'search' ? options.terms.map(searchPath) : options.productIds.map(getPath)
+  for (let start = 0; start < paths.length; start += options.connections) {
+    const batch = paths.slice(start, start + options.connections)
+    await Promise.all(batch.map((path) => fetch(new URL(path, options.url)).then((response) => response.arrayBuffer())))
+  }
+}
 if (options.warmup > 0) await run(options.warmup)
 // The runner samples the machine's CPU and the pipeline's counters between these two lines.
 console.log(JSON.stringify({ phase: 'measuring' }))

@@ -245,22 +245,35 @@ const scenarios = (
     {
       name: 'GET /api/products/:id',
       target: 2,
-      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds }),
-      ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds }),
+      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds, prime: true }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds, prime: true }),
     },
     {
       name: 'GET /api/products/:id (90% on 100 products)',
       target: 2,
-      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds, popular: popularProductIds }),
+      api: () =>
+        load({
+          url: apiUrl,
+          kind: 'get',
+          productIds: seeded.activeProductIds,
+          popular: popularProductIds,
+          prime: true,
+        }),
       ceiling: () =>
-        load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds, popular: popularProductIds }),
+        load({
+          url: ceilingUrl,
+          kind: 'get',
+          productIds: seeded.activeProductIds,
+          popular: popularProductIds,
+          prime: true,
+        }),
     },
     {
       name: 'GET /api/products?q=…&in_stock&sort',
       target: 1,
       p99Target: SEARCH_P99_TARGET_MS,
-      api: () => load({ url: apiUrl, kind: 'search', terms: searchTerms }),
-      ceiling: () => load({ url: ceilingUrl, kind: 'search', terms: searchTerms }),
+      api: () => load({ url: apiUrl, kind: 'search', terms: searchTerms, prime: true }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'search', terms: searchTerms, prime: true }),
     },
     {
       name: 'POST /api/orders (many products)',

@@ -83,6 +83,20 @@ export const refreshTokens = pgTable(
   (table) => [index('refresh_tokens_session_id_idx').on(table.sessionId)],
 )
 
+/**
+ * One row: bumped, in the writing transaction, by every write to the catalogue other than stock
+ * (a trigger on products, migration 0011), so each API process's poll for product changes
+ * learns exactly when cached searches and pages may have changed.
+ */
+export const catalogueVersion = pgTable(
+  'catalogue_version',
+  {
+    single: boolean('single').primaryKey().default(true),
+    version: bigint('version', { mode: 'number' }).notNull().default(0),
+  },
+  (table) => [check('catalogue_version_single', sql`${table.single}`)],
+)
+
 export const products = pgTable(
   'products',
   {

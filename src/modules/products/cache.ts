@@ -9,12 +9,13 @@ import { type CatalogueQuery, findProducts, listProducts } from './service'
 //
 // Freshness, per the contract: nothing served is more than 1 s stale, which bounds how stale
 // inventory (changed by every order and cancel) and another replica's admin write can be.
-// - A page lives 1 s from the moment its read began.
-// - A product lives for as long as it does not change: polls of what Postgres changed (changes.ts)
-//   drop the products that did, and vouch for the rest. When polls stop vouching (Postgres is
-//   unreachable, say), a product falls back to the pages' 1 s.
+// - An answer that knows the products it depends on (a product; a search read whole) lives for as
+//   long as none of them changes: polls of what Postgres changed (changes.ts) drop it when one
+//   does, or when anything else in the catalogue is written, and vouch for it meanwhile. When the
+//   polls stop vouching (Postgres unreachable, say) it falls back to the rule for the others:
+// - any other answer lives 1 s from the moment its read began.
 // An admin write also empties this process's cache before it answers and tells the other
-// processes to do the same (a broadcast, for the pages; the 1 s bound holds even when it is lost).
+// processes to do the same (a broadcast, faster than their next poll).
 // Orders never read from here: they take stock against the live row.
 //
 // Concurrent misses for one key share one read, and misses for single products are read
@@ -22,54 +23,67 @@ import { type CatalogueQuery, findProducts, listProducts } from './service'
 
 export type CachedAnswer = { body: string; etag: string }
 
-const FRESH_FOR_MS = 1_000
-const CHANNEL = 'catalogue:changed'
-
-// Sized for what a second brings: entries older than that are useless anyway.
-const pages = new LRUCache<string, Promise<CachedAnswer>>({ max: 2_000, ttl: FRESH_FOR_MS })
-
-type Item = {
-  answer: CachedAnswer | null
+type Kind = 'list' | 'get'
+type Read<A> = { answer: A; dependsOn: readonly number[] | undefined }
+type Entry<A> = Read<A> & {
   /** When its read began (performance.now()). */
   readAt: number
   /** Polls completed when its read began; -1 when no poll can vouch for it. */
   pollsBefore: number
 }
-// Sized in bytes (~120 000 typical products); a product nobody asked for in a minute leaves.
-const items = new LRUCache<number, Item>({
-  maxSize: 32 * 2 ** 20,
-  sizeCalculation: (item) => 100 + (item.answer?.body.length ?? 0),
-  ttl: 60_000,
-  updateAgeOnGet: true,
-})
-const itemsReading = new Map<number, Promise<CachedAnswer | null>>()
 
-// Polls go on while products are asked for, and stop a minute after the last request.
+const FRESH_FOR_MS = 1_000
+const CHANNEL = 'catalogue:changed'
+
+// Polls go on while the catalogue is read, and stop a minute after the last request.
 let lastAskedAt = Number.NEGATIVE_INFINITY
 const changes = watchProductChanges({
-  onChange: (changed) => (changed === 'all' ? items.clear() : stockChanged(changed)),
+  onChange: (changed) => (changed === 'all' ? forgetAll() : forgetProducts(changed)),
   wanted: () => performance.now() - lastAskedAt < 60_000,
 })
 /** API shutdown: no more polls. */
 export const stopWatchingProducts = () => changes.stop()
 
+/** Answers sized in bytes; one nobody asked for in a minute leaves. */
+function answers<K extends string | number, A extends CachedAnswer | null>(megabytes: number) {
+  return {
+    kept: new LRUCache<K, Entry<A>>({
+      maxSize: megabytes * 2 ** 20,
+      sizeCalculation: (entry) => 100 + (entry.answer?.body.length ?? 0) + 4 * (entry.dependsOn?.length ?? 0),
+      ttl: 60_000,
+      updateAgeOnGet: true,
+    }),
+    reading: new Map<K, Promise<Read<A>>>(),
+  }
+}
+// 64 MB hold ~200 000 typical products; searches are pages of 10 to 50 of them.
+const pages = answers<string, CachedAnswer>(32)
+const items = answers<number, CachedAnswer | null>(64)
+
 // Reads in flight are forgotten too, so that what they bring is not kept.
 function forgetAll() {
-  pages.clear()
-  items.clear()
-  itemsReading.clear()
+  for (const cache of [pages, items]) {
+    cache.kept.clear()
+    cache.reading.clear()
+  }
 }
 listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
 
+function forgetProducts(ids: ReadonlySet<number>) {
+  stockChanged(ids)
+  const stale = [...pages.kept.entries()].filter(([, entry]) => entry.dependsOn?.some((id) => ids.has(id)))
+  for (const [key] of stale) pages.kept.delete(key)
+  // Pages being read are checked when they arrive (changedAfter).
+}
+
 /**
  * After an order or a cancel on this process: its products' answers go at once, so a shopper who
- * just ordered sees the new stock (other processes drop them at their next poll). Lists keep
- * their 1 s: clearing them on every order would recount the catalogue for each order of a sale.
+ * just ordered sees the new stock (other processes drop them at their next poll, as do pages).
  */
 export function stockChanged(productIds: Iterable<number>) {
   for (const id of productIds) {
-    items.delete(id)
-    itemsReading.delete(id)
+    items.kept.delete(id)
+    items.reading.delete(id)
   }
 }
 
@@ -85,53 +99,58 @@ const answer = (value: unknown): CachedAnswer => {
   return { body, etag: `"${Bun.hash(body).toString(36)}"` }
 }
 
-export function cachedPage(query: CatalogueQuery): Promise<CachedAnswer> {
-  const key = JSON.stringify(query)
-  const known = pages.get(key)
-  catalogueCacheRequests.inc({ kind: 'list', result: known ? 'hit' : 'miss' })
-  if (known) return known
-  const reading = listProducts(query).then(answer)
-  pages.set(key, reading)
-  // A failed read is not remembered: the next request tries again.
-  reading.catch(() => {
-    if (pages.get(key) === reading) pages.delete(key)
-  })
-  return reading
-}
-
-/** A product's answer, or null when there is no such (undeleted) product. */
-export function cachedProduct(id: number): Promise<CachedAnswer | null> {
+function remembered<K extends string | number, A extends CachedAnswer | null>(
+  cache: ReturnType<typeof answers<K, A>>,
+  kind: Kind,
+  key: K,
+  read: () => Promise<Read<A>>,
+): Promise<A> | A {
   const now = performance.now()
   lastAskedAt = now
-  const item = items.get(id)
+  const entry = cache.kept.get(key)
   const fresh =
-    item !== undefined &&
-    (now - item.readAt <= FRESH_FOR_MS || changes.vouches(item.pollsBefore, now, FRESH_FOR_MS))
-  const reading = fresh ? undefined : itemsReading.get(id)
-  catalogueCacheRequests.inc({ kind: 'get', result: fresh || reading ? 'hit' : 'miss' })
-  if (fresh) return Promise.resolve(item.answer)
-  return reading ?? readProduct(id, now)
+    entry !== undefined && (now - entry.readAt <= FRESH_FOR_MS || changes.vouches(entry.pollsBefore, now, FRESH_FOR_MS))
+  const reading = fresh ? undefined : cache.reading.get(key)
+  catalogueCacheRequests.inc({ kind, result: fresh || reading ? 'hit' : 'miss' })
+  if (fresh) return entry.answer
+  return (reading ?? readInto(cache, key, read, now)).then((done) => done.answer)
 }
 
-function readProduct(id: number, readAt: number) {
+function readInto<K extends string | number, A extends CachedAnswer | null>(
+  cache: ReturnType<typeof answers<K, A>>,
+  key: K,
+  read: () => Promise<Read<A>>,
+  readAt: number,
+) {
   const pollsBefore = changes.completed()
   changes.ensureRunning()
-  const reading = productLoader.load(id)
-  itemsReading.set(id, reading)
+  const reading = read()
+  cache.reading.set(key, reading)
   reading.then(
-    (answer) => {
-      if (itemsReading.get(id) !== reading) return
-      itemsReading.delete(id)
-      // A poll that completed meanwhile dropped this product before it was here to drop.
-      items.set(id, { answer, readAt, pollsBefore: changes.changedAfter(pollsBefore, id) ? -1 : pollsBefore })
+    (done) => {
+      if (cache.reading.get(key) !== reading) return
+      cache.reading.delete(key)
+      // A poll that completed meanwhile could not drop this answer before it was here to drop.
+      const vouchable = done.dependsOn !== undefined && !changes.changedAfter(pollsBefore, done.dependsOn)
+      cache.kept.set(key, { ...done, readAt, pollsBefore: vouchable ? pollsBefore : -1 })
     },
     // A failed read is not remembered: the next request tries again.
     () => {
-      if (itemsReading.get(id) === reading) itemsReading.delete(id)
+      if (cache.reading.get(key) === reading) cache.reading.delete(key)
     },
   )
   return reading
 }
+
+export const cachedPage = (query: CatalogueQuery) =>
+  remembered(pages, 'list', JSON.stringify(query), async () => {
+    const { page, dependsOn } = await listProducts(query)
+    return { answer: answer(page), dependsOn }
+  })
+
+/** A product's answer, or null when there is no such (undeleted) product. */
+export const cachedProduct = (id: number) =>
+  remembered(items, 'get', id, async () => ({ answer: await productLoader.load(id), dependsOn: [id] }))
 
 // One batch of products in flight at a time; the ids asked for meanwhile go in the next one.
 let batchInFlight: Promise<unknown> | undefined

@@ -1,11 +1,11 @@
 import { logger } from '../../lib/logger'
 import { productChangesSince } from './service'
 
-// Which products changed, as Postgres tells it: while anything is cached, each process asks every
-// POLL_EVERY_MS for the rows written since its previous look (productChangesSince), so a cached
-// product can stay for as long as it does not change and still be less than a second stale,
-// whichever process or script changed it. Polls are numbered; a read notes how many had completed
-// when it began, and a later poll vouches for it (see `vouches`).
+// Which products changed, as Postgres tells it: while products are read, each process asks every
+// POLL_EVERY_MS for the rows written since its previous look and for the catalogue version
+// (productChangesSince). So a cached answer can stay for as long as nothing it shows changes and
+// still be less than a second stale, whichever process or script made the change. Polls are
+// numbered; a read notes how many had completed when it began, and a later poll vouches for it.
 
 const POLL_EVERY_MS = 400
 const REMEMBERED_POLLS = 32
@@ -13,7 +13,7 @@ const REMEMBERED_POLLS = 32
 type Changed = ReadonlySet<number> | 'all'
 
 type Options = {
-  /** Called with what a poll found changed (`all`: the table was replaced). */
+  /** Called with the products a poll found changed; `all` after any write other than stock. */
   onChange: (changed: Changed) => void
   /** Whether to go on polling (nothing cached: stop, until `ensureRunning`). */
   wanted: () => boolean
@@ -25,7 +25,7 @@ export function watchProductChanges({ onChange, wanted }: Options) {
   let baseline = Number.POSITIVE_INFINITY
   let lastSentAt = 0
   let horizon: string | undefined
-  let file: string | undefined
+  let version: string | undefined
   const recent = new Map<number, Changed>()
   let running = false
   let stopped = false
@@ -34,11 +34,10 @@ export function watchProductChanges({ onChange, wanted }: Options) {
   async function pollOnce() {
     const sentAt = performance.now()
     const found = await productChangesSince(horizon)
-    const replaced = file !== undefined && found.file !== file
-    const changed: Changed = horizon === undefined || replaced ? 'all' : new Set(found.changed)
+    const changed: Changed = horizon === undefined || found.version !== version ? 'all' : new Set(found.changed)
     if (horizon === undefined) baseline = completed + 1
     horizon = found.horizon
-    file = found.file
+    version = found.version
     completed += 1
     lastSentAt = sentAt
     recent.set(completed, changed)
@@ -73,11 +72,11 @@ export function watchProductChanges({ onChange, wanted }: Options) {
      */
     vouches: (pollsBefore: number, now: number, withinMs: number) =>
       pollsBefore >= baseline && pollsBefore < completed && now - lastSentAt <= withinMs,
-    /** Whether `id` may have changed in a poll completed after `pollsBefore` (when in doubt, yes). */
-    changedAfter(pollsBefore: number, id: number) {
+    /** Whether any of `ids` may have changed in a poll completed after `pollsBefore` (in doubt, yes). */
+    changedAfter(pollsBefore: number, ids: readonly number[]) {
       for (let poll = pollsBefore + 1; poll <= completed; poll++) {
         const changed = recent.get(poll)
-        if (!changed || changed === 'all' || changed.has(id)) return true
+        if (!changed || changed === 'all' || ids.some((id) => changed.has(id))) return true
       }
       return false
     },

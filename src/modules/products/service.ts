@@ -80,24 +80,33 @@ const unindexedKeys: SortKeys = {
   createdAt: sql`${products.createdAt} + interval '0 s'`,
 }
 
-/** Up to this many matches, a search is read whole in one query (see listProducts). */
+/** Up to this many matches (whatever their stock), a search is read whole in one query (see listProducts). */
 const SMALL_MATCH_SET = 100
 
 /** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
 const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
 
-/** One page of the catalogue and the size of the whole filtered set (straight from Postgres). */
+/**
+ * One page of the catalogue and the size of the whole filtered set (straight from Postgres).
+ * `dependsOn`, when known, lists every product whose stock could change this answer (a search
+ * read whole); any other write to the catalogue moves its version (see productChangesSince).
+ */
 export async function listProducts(query: CatalogueQuery) {
   const pattern = query.q === undefined ? undefined : anywhere(query.q)
-  const where = and(
-    notDeleted,
-    query.active === undefined ? undefined : eq(products.isActive, query.active),
-    pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
-    query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
-    query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
-    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
-  )
-  const page = (keys: SortKeys, limit: number, offset: number) =>
+  const matching = (stock: 'with stock filter' | 'whatever the stock') =>
+    and(
+      notDeleted,
+      query.active === undefined ? undefined : eq(products.isActive, query.active),
+      pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
+      query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
+      query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
+      query.inStock === undefined || stock === 'whatever the stock'
+        ? undefined
+        : query.inStock
+          ? gt(products.inventory, 0)
+          : eq(products.inventory, 0),
+    )
+  const page = (where: SQL | undefined, keys: SortKeys, limit: number, offset: number) =>
     catalogueDb
       .select()
       .from(products)
@@ -105,23 +114,32 @@ export async function listProducts(query: CatalogueQuery) {
       .orderBy(...sortOrder(query.sort, keys))
       .limit(limit)
       .offset(offset)
-  const total = async () => (await catalogueDb.select({ total: count() }).from(products).where(where))[0]?.total ?? 0
 
   if (pattern !== undefined) {
-    // A search usually matches few products: read them all in one query, and count and page them
-    // here; only a search matching more than SMALL_MATCH_SET goes on to a count and a page query.
-    const matches = await page(unindexedKeys, SMALL_MATCH_SET + 1, 0)
-    if (matches.length <= SMALL_MATCH_SET)
-      return paged(
-        matches.slice(query.offset, query.offset + query.limit).map(toProduct),
-        matches.length,
-        query.page,
-        query.limit,
-      )
+    // A search usually matches few products: read them all, whatever their stock, in one query,
+    // then filter by stock, count and page them here. The answer then depends on the stock of
+    // those products only. A search matching more goes on to a count and a page query.
+    const matches = await page(matching('whatever the stock'), unindexedKeys, SMALL_MATCH_SET + 1, 0)
+    if (matches.length <= SMALL_MATCH_SET) {
+      const shown = query.inStock === undefined ? matches : matches.filter((row) => row.inventory > 0 === query.inStock)
+      return {
+        page: paged(
+          shown.slice(query.offset, query.offset + query.limit).map(toProduct),
+          shown.length,
+          query.page,
+          query.limit,
+        ),
+        dependsOn: matches.map((row) => row.id),
+      }
+    }
   }
+  const where = matching('with stock filter')
   const keys = pattern === undefined ? indexedKeys : unindexedKeys
-  const [rows, matching] = await Promise.all([page(keys, query.limit, query.offset), total()])
-  return paged(rows.map(toProduct), matching, query.page, query.limit)
+  const [rows, [counted]] = await Promise.all([
+    page(where, keys, query.limit, query.offset),
+    catalogueDb.select({ total: count() }).from(products).where(where),
+  ])
+  return { page: paged(rows.map(toProduct), counted?.total ?? 0, query.page, query.limit), dependsOn: undefined }
 }
 
 /**
@@ -138,8 +156,8 @@ export async function findProducts(ids: readonly number[]): Promise<Product[]> {
 export type ProductChanges = {
   /** The oldest transaction still running when this statement's snapshot was taken (an xid). */
   horizon: string
-  /** The table's file: TRUNCATE (or VACUUM FULL) gives it a new one, with no row left to tell. */
-  file: string
+  /** catalogue_version: it moves with every write to the catalogue other than stock. */
+  version: string
   /** Products written since the earlier horizon (none on the first call). */
   changed: number[]
 }
@@ -151,6 +169,8 @@ export type ProductChanges = {
  * each passing the horizon the previous one returned, miss no commit, whoever made it (an order,
  * a cancel, an admin, another replica, a script). `age()` compares xids across wraparound.
  * A sequential scan with no index to keep up on the order path: ~8 ms on 100 000 products.
+ * Deleted rows leave no version to find; the catalogue version tells of those (and of every other
+ * write but stock).
  */
 export async function productChangesSince(horizon: string | undefined): Promise<ProductChanges> {
   const changed =
@@ -159,7 +179,7 @@ export async function productChangesSince(horizon: string | undefined): Promise<
       : postgresSql`ARRAY(SELECT id FROM products WHERE age(xmin) <= age(${horizon}::xid))`
   const [row] = await postgresSql<ProductChanges[]>`
     SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS horizon,
-      pg_relation_filenode('products')::text AS file, ${changed} AS changed`
+      (SELECT version FROM catalogue_version)::text AS version, ${changed} AS changed`
   return row!
 }
 
