@@ -257,6 +257,46 @@ describe('HTTP caching', () => {
     catalogue[1] = updated.body
   })
 
+  test('another API process shows stock taken by orders here within a second, and keeps serving it from memory', async () => {
+    const other = await startApi({ QUEUE_PREFIX: process.env.QUEUE_PREFIX! })
+    const product = (await createProduct(admin.token, { name: `Shared ${marker}`, inventory: 20 })) as Product
+    const read = async () => (await (await fetch(`${other.base}/api/products/${product.id}`)).json()) as Product
+    const search = async () =>
+      (await (await fetch(`${other.base}/api/products?q=Shared%20${marker}&in_stock=true`)).json()) as {
+        data: Product[]
+      }
+    const counted = async () => {
+      const metrics = await (await fetch(`${other.base}/metrics`)).text()
+      return Number(metrics.match(/catalogue_cache_requests_total\{kind="get",result="hit"\} (\d+)/)?.[1] ?? 0)
+    }
+    for (let i = 0; i < 2; i++) {
+      expect((await read()).inventory).toBe(20)
+      expect((await search()).data.map((p) => p.inventory)).toEqual([20])
+      await Bun.sleep(1_500)
+    }
+    const hits = await counted()
+    expect((await read()).inventory).toBe(20)
+    expect(await counted()).toBe(hits + 1)
+
+    const customer = await registerCustomer()
+    const orders = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        call('POST', '/api/orders', {
+          token: customer.token,
+          body: { items: [{ product_id: product.id, quantity: 5 }] },
+        }),
+      ),
+    )
+    expect(orders.map((order) => order.status)).toEqual([201, 201, 201, 201])
+    const soldAt = Date.now()
+    await waitFor(
+      async () => ((await read()).inventory === 0 && (await search()).data.length === 0) || undefined,
+      3_000,
+      10,
+    )
+    expect(Date.now() - soldAt).toBeLessThanOrEqual(1_100)
+  })
+
   test('an unchanged product is served from memory past a second; one changed by any writer is re-read within a second', async () => {
     const product = (await createProduct(admin.token, { name: `Quiet ${marker}`, inventory: 9 })) as Product
     const path = `/api/products/${product.id}`

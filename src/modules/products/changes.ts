@@ -15,7 +15,7 @@ type Changed = ReadonlySet<number> | 'all'
 type Options = {
   /** Called with the products a poll found changed; `all` after any write other than stock. */
   onChange: (changed: Changed) => void
-  /** Whether to go on polling (nothing cached: stop, until `ensureRunning`). */
+  /** Whether to go on polling (no reads lately: stop, until `ensureRunning`). */
   wanted: () => boolean
 }
 
