@@ -85,7 +85,7 @@ export const refreshTokens = pgTable(
 
 /**
  * One row: bumped, in the writing transaction, by every write to the catalogue other than stock
- * (a trigger on products, migration 0011), so each API process's poll for product changes
+ * (a trigger on products, migration 0012), so each API process's poll for product changes
  * learns exactly when cached searches and pages may have changed.
  */
 export const catalogueVersion = pgTable(

@@ -93,19 +93,15 @@ const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
  */
 export async function listProducts(query: CatalogueQuery) {
   const pattern = query.q === undefined ? undefined : anywhere(query.q)
-  const matching = (stock: 'with stock filter' | 'whatever the stock') =>
-    and(
-      notDeleted,
-      query.active === undefined ? undefined : eq(products.isActive, query.active),
-      pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
-      query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
-      query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
-      query.inStock === undefined || stock === 'whatever the stock'
-        ? undefined
-        : query.inStock
-          ? gt(products.inventory, 0)
-          : eq(products.inventory, 0),
-    )
+  const whateverTheStock = and(
+    notDeleted,
+    query.active === undefined ? undefined : eq(products.isActive, query.active),
+    pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
+    query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
+    query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
+  )
+  const stock =
+    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0)
   const page = (where: SQL | undefined, keys: SortKeys, limit: number, offset: number) =>
     catalogueDb
       .select()
@@ -119,7 +115,7 @@ export async function listProducts(query: CatalogueQuery) {
     // A search usually matches few products: read them all, whatever their stock, in one query,
     // then filter by stock, count and page them here. The answer then depends on the stock of
     // those products only. A search matching more goes on to a count and a page query.
-    const matches = await page(matching('whatever the stock'), unindexedKeys, SMALL_MATCH_SET + 1, 0)
+    const matches = await page(whateverTheStock, unindexedKeys, SMALL_MATCH_SET + 1, 0)
     if (matches.length <= SMALL_MATCH_SET) {
       const shown = query.inStock === undefined ? matches : matches.filter((row) => row.inventory > 0 === query.inStock)
       return {
@@ -133,7 +129,7 @@ export async function listProducts(query: CatalogueQuery) {
       }
     }
   }
-  const where = matching('with stock filter')
+  const where = and(whateverTheStock, stock)
   const keys = pattern === undefined ? indexedKeys : unindexedKeys
   const [rows, [counted]] = await Promise.all([
     page(where, keys, query.limit, query.offset),
