@@ -48,6 +48,15 @@ const idsOf = (reply: { body: { data: { id: number }[] } }) => reply.body.data.m
 const ids = (products: Product[]) => products.map((product) => product.id)
 const byId = (a: Product, b: Product) => a.id - b.id
 
+/** A catalogue cache counter from /metrics: this process's, or another API's at `base`. */
+async function cacheCount(kind: 'get' | 'list', result: 'hit' | 'miss', base?: string) {
+  const metrics = base
+    ? await (await fetch(`${base}/metrics`)).text()
+    : ((await call('GET', '/metrics')).body as string)
+  const counter = new RegExp(`catalogue_cache_requests_total\\{kind="${kind}",result="${result}"\\} (\\d+)`)
+  return Number(metrics.match(counter)?.[1] ?? 0)
+}
+
 describe('filters', () => {
   test('q matches anywhere in the name or the description, whatever the case', async () => {
     const bottles = await call('GET', `/api/products?q=BoTtLe&limit=50`)
@@ -265,18 +274,14 @@ describe('HTTP caching', () => {
       (await (await fetch(`${other.base}/api/products?q=Shared%20${marker}&in_stock=true`)).json()) as {
         data: Product[]
       }
-    const counted = async () => {
-      const metrics = await (await fetch(`${other.base}/metrics`)).text()
-      return Number(metrics.match(/catalogue_cache_requests_total\{kind="get",result="hit"\} (\d+)/)?.[1] ?? 0)
-    }
     for (let i = 0; i < 2; i++) {
       expect((await read()).inventory).toBe(20)
       expect((await search()).data.map((p) => p.inventory)).toEqual([20])
       await Bun.sleep(1_500)
     }
-    const hits = await counted()
+    const hits = await cacheCount('get', 'hit', other.base)
     expect((await read()).inventory).toBe(20)
-    expect(await counted()).toBe(hits + 1)
+    expect(await cacheCount('get', 'hit', other.base)).toBe(hits + 1)
 
     const customer = await registerCustomer()
     const orders = await Promise.all(
@@ -300,21 +305,15 @@ describe('HTTP caching', () => {
   test('an unchanged product is served from memory past a second; one changed by any writer is re-read within a second', async () => {
     const product = (await createProduct(admin.token, { name: `Quiet ${marker}`, inventory: 9 })) as Product
     const path = `/api/products/${product.id}`
-    const counted = async (result: 'hit' | 'miss') => {
-      const metrics = (await call('GET', '/metrics')).body as string
-      return Number(
-        metrics.match(new RegExp(`catalogue_cache_requests_total\\{kind="get",result="${result}"\\} (\\d+)`))?.[1],
-      )
-    }
     // Twice: a read begun before the polls' first look is only kept for a second.
     for (let i = 0; i < 2; i++) {
       expect((await call('GET', path)).body.inventory).toBe(9)
       await Bun.sleep(1_500)
     }
-    const [hits, misses] = [await counted('hit'), await counted('miss')]
+    const [hits, misses] = [await cacheCount('get', 'hit'), await cacheCount('get', 'miss')]
     expect((await call('GET', path)).body.inventory).toBe(9)
-    expect(await counted('hit')).toBe(hits + 1)
-    expect(await counted('miss')).toBe(misses)
+    expect(await cacheCount('get', 'hit')).toBe(hits + 1)
+    expect(await cacheCount('get', 'miss')).toBe(misses)
 
     // A writer that tells no one: another replica's order, a script.
     await sql`UPDATE products SET inventory = 4, updated_at = now() WHERE id = ${product.id}`
@@ -330,17 +329,13 @@ describe('HTTP caching', () => {
       (await createProduct(admin.token, { name: `Other ${marker}`, inventory: 2, price_cents: 200 })) as Product,
     ]
     const path = `/api/products?q=${word}&in_stock=true&sort=-price_cents`
-    const counted = async () => {
-      const metrics = (await call('GET', '/metrics')).body as string
-      return Number(metrics.match(/catalogue_cache_requests_total\{kind="list",result="hit"\} (\d+)/)?.[1])
-    }
     for (let i = 0; i < 2; i++) {
       expect(idsOf(await call('GET', path))).toEqual([first.id])
       await Bun.sleep(1_500)
     }
-    const hits = await counted()
+    const hits = await cacheCount('list', 'hit')
     expect(idsOf(await call('GET', path))).toEqual([first.id])
-    expect(await counted()).toBe(hits + 1)
+    expect(await cacheCount('list', 'hit')).toBe(hits + 1)
 
     // Writers that tell no one: a sale on another replica, then a script renaming a product.
     await sql`UPDATE products SET inventory = 0, updated_at = now() WHERE id = ${first.id}`
