@@ -245,8 +245,8 @@ const scenarios = (
     {
       name: 'GET /api/products/:id',
       target: 2,
-      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds, prime: true }),
-      ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds, prime: true }),
+      api: () => load({ url: apiUrl, kind: 'get', productIds: seeded.activeProductIds }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'get', productIds: seeded.activeProductIds }),
     },
     {
       name: 'GET /api/products/:id (90% on 100 products)',
@@ -257,7 +257,6 @@ const scenarios = (
           kind: 'get',
           productIds: seeded.activeProductIds,
           popular: popularProductIds,
-          prime: true,
         }),
       ceiling: () =>
         load({
@@ -265,15 +264,14 @@ const scenarios = (
           kind: 'get',
           productIds: seeded.activeProductIds,
           popular: popularProductIds,
-          prime: true,
         }),
     },
     {
       name: 'GET /api/products?q=…&in_stock&sort',
       target: 1,
       p99Target: SEARCH_P99_TARGET_MS,
-      api: () => load({ url: apiUrl, kind: 'search', terms: searchTerms, prime: true }),
-      ceiling: () => load({ url: ceilingUrl, kind: 'search', terms: searchTerms, prime: true }),
+      api: () => load({ url: apiUrl, kind: 'search', terms: searchTerms }),
+      ceiling: () => load({ url: ceilingUrl, kind: 'search', terms: searchTerms }),
     },
     {
       name: 'POST /api/orders (many products)',
