@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { call, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
+import {
+  call,
+  createAdmin,
+  createProduct,
+  expectError,
+  expectNoLongTransactions,
+  registerCustomer,
+  sql,
+  waitFor,
+} from './helpers'
 import { startApi, stopServices } from './processes'
 import { watchProductChanges } from '../src/modules/products/changes'
 
@@ -267,6 +276,7 @@ describe('HTTP caching', () => {
   })
 
   test('another API process shows stock taken by orders here within a second, and keeps serving it from memory', async () => {
+    await expectNoLongTransactions()
     const other = await startApi({ QUEUE_PREFIX: process.env.QUEUE_PREFIX! })
     const product = (await createProduct(admin.token, { name: `Shared ${marker}`, inventory: 20 })) as Product
     const read = async () => (await (await fetch(`${other.base}/api/products/${product.id}`)).json()) as Product
@@ -303,6 +313,7 @@ describe('HTTP caching', () => {
   })
 
   test('an unchanged product is served from memory past a second; one changed by any writer is re-read within a second', async () => {
+    await expectNoLongTransactions()
     const product = (await createProduct(admin.token, { name: `Quiet ${marker}`, inventory: 9 })) as Product
     const path = `/api/products/${product.id}`
     // Twice: a read begun before the polls' first look is only kept for a second.
@@ -323,6 +334,7 @@ describe('HTTP caching', () => {
   })
 
   test('a search stays in memory while its products do not change; a change by any writer shows within a second', async () => {
+    await expectNoLongTransactions()
     const word = `Seek${marker}`
     const [first, second] = [
       (await createProduct(admin.token, { name: `${word} one`, inventory: 2, price_cents: 300 })) as Product,
@@ -365,6 +377,7 @@ describe('product change polling', () => {
   const polled = (count: number) => waitFor(() => watcher.completed() >= count || undefined, 5_000, 10)
 
   test('reports every product written since the previous poll, by any connection, and vouches for reads begun meanwhile', async () => {
+    await expectNoLongTransactions()
     const [quiet, busy] = [catalogue[2]!, catalogue[5]!]
     watcher.ensureRunning()
     // The first poll only takes its bearings: nothing read before it is vouched for.

@@ -16,7 +16,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  stopServices()
+  await stopServices()
 })
 
 async function runNode(args: string[]) {

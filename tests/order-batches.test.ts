@@ -126,17 +126,24 @@ describe('a product deleted while a batch waits for its row', () => {
     const doomed = await createProduct(adminToken, { inventory: 10 })
     const other = await createProduct(adminToken, { inventory: 10 })
     const deleting = await sql.reserve()
-    await deleting`BEGIN`
-    await deleting`UPDATE products SET deleted_at = now() WHERE id = ${doomed.id}`
-    const batch = placeOrderBatch([
-      order([other.id], [1]),
-      order([doomed.id], [1]),
-      order([doomed.id, other.id], [1, 1]),
-      order([other.id], [2]),
-    ])
-    await Bun.sleep(200) // the batch is now waiting for the doomed row's lock
-    await deleting`COMMIT`
-    deleting.release()
+    let batch: ReturnType<typeof placeOrderBatch>
+    try {
+      await deleting`BEGIN`
+      await deleting`UPDATE products SET deleted_at = now() WHERE id = ${doomed.id}`
+      batch = placeOrderBatch([
+        order([other.id], [1]),
+        order([doomed.id], [1]),
+        order([doomed.id, other.id], [1, 1]),
+        order([other.id], [2]),
+      ])
+      await Bun.sleep(200) // the batch is now waiting for the doomed row's lock
+      await deleting`COMMIT`
+    } catch (error) {
+      await deleting`ROLLBACK`.catch(() => {})
+      throw error
+    } finally {
+      deleting.release()
+    }
     expect(kinds(await batch)).toEqual([
       'placed',
       `rejected 404 Product ${doomed.id} not found`,

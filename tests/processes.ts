@@ -3,7 +3,9 @@ import type { Subprocess } from 'bun'
 import { freePort, waitFor } from './helpers'
 
 // API and worker processes for tests that need them as production runs them: separate
-// processes, real ports. Each test file that starts some calls `afterAll(stopServices)`.
+// processes, real ports. Each test file that starts some calls `afterAll(stopServices)`; a test
+// that needs its jobs on its own QUEUE_PREFIX stops them after each test instead, because every
+// API process relays every row of the shared outbox onto its own prefix, whoever wrote the row.
 
 const root = new URL('..', import.meta.url).pathname
 const running = new Set<Subprocess>()
@@ -82,7 +84,10 @@ export const startWorker = (env: Record<string, string> = {}, options: { log?: b
 export const startRedis = (port: number) =>
   spawnService(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
 
-export function stopServices() {
-  for (const child of running) child.kill('SIGKILL')
+/** Kills every process started here and waits until they are gone. */
+export async function stopServices() {
+  const children = [...running]
   running.clear()
+  for (const child of children) child.kill('SIGKILL')
+  await Promise.all(children.map((child) => child.exited))
 }

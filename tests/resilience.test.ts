@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import type { Subprocess } from 'bun'
 import { Queue } from 'bullmq'
 import { QUEUES } from '../src/jobs/definitions'
 import { createProducerConnection } from '../src/lib/redis'
@@ -6,7 +7,9 @@ import { countWhere, createAdmin, createProduct, freePort, outboxCoverage, sql, 
 import { startApi, startRedis, startWorker, stopServices } from './processes'
 
 // The API and the worker as separate processes, the way they run in production, with a
-// private redis-server this file can stop and start.
+// private redis-server this file can stop and start. Each test's jobs must reach its own worker:
+// processes of an earlier test would relay its outbox rows onto their prefix (see processes.ts),
+// so every test stops what it started.
 
 async function apiCall(base: string, method: string, path: string, token?: string, body?: unknown) {
   const response = await fetch(`${base}${path}`, {
@@ -47,13 +50,31 @@ async function isBlockedOnStatusUpdate(applicationName: string) {
   return row!.count > 0
 }
 
+/**
+ * Runs `during` while a transaction of this file holds the order's row lock, so that a
+ * confirmation blocks halfway: notification inserted, status not yet. (NO KEY UPDATE lets the
+ * notification's foreign-key check through and stops the status update.) The lock is released
+ * however `during` ends: left open, it would hold back the snapshot horizon for later files.
+ */
+async function holdingOrderRow(orderId: number, during: () => Promise<void>) {
+  const blocker = await sql.reserve()
+  try {
+    await blocker`BEGIN`
+    await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
+    await during()
+  } finally {
+    await blocker`ROLLBACK`.catch(() => {})
+    blocker.release()
+  }
+}
+
 let adminToken: string
 
 beforeAll(async () => {
   adminToken = (await createAdmin()).token
 })
 
-afterAll(stopServices)
+afterEach(stopServices)
 
 describe('a Redis outage delays jobs, never drops them', () => {
   test('with Redis down 20 orders still return 201; once it is back every order’s confirmation and audit run', async () => {
@@ -120,19 +141,13 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     expect(order.status).toBe(201)
     const orderId = order.body.id as number
 
-    // Hold the order's row lock, so the confirmation blocks halfway: notification inserted, status not yet.
-    // (NO KEY UPDATE lets the notification's foreign-key check through and stops the status update.)
-    const blocker = await sql.reserve()
-    await blocker`BEGIN`
-    await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
     const lockMs = '1500'
-    const first = startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs, PGAPPNAME: prefix }).child
-    expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
-
-    first.kill('SIGKILL')
-    await first.exited
-    await blocker`ROLLBACK`
-    blocker.release()
+    await holdingOrderRow(orderId, async () => {
+      const first = startWorker({ QUEUE_PREFIX: prefix, WORKER_LOCK_DURATION_MS: lockMs, PGAPPNAME: prefix }).child
+      expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
+      first.kill('SIGKILL')
+      await first.exited
+    })
 
     const queue = new Queue(QUEUES.orderConfirmation, {
       connection: createProducerConnection(process.env.REDIS_URL),
@@ -164,18 +179,17 @@ describe('a worker killed in the middle of a job loses nothing', () => {
     const order = await apiCall(base, 'POST', '/api/orders', token, {
       items: [{ product_id: product.id, quantity: 1 }],
     })
+    expect(order.status).toBe(201)
     const orderId = order.body.id as number
 
-    const blocker = await sql.reserve()
-    await blocker`BEGIN`
-    await blocker`SELECT id FROM orders WHERE id = ${orderId} FOR NO KEY UPDATE`
-    const worker = startWorker({ QUEUE_PREFIX: prefix, PGAPPNAME: prefix }).child
-    expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
-    worker.kill('SIGTERM')
-    await Bun.sleep(500)
-    expect(worker.exitCode).toBeNull() // still finishing the job it holds
-    await blocker`ROLLBACK`
-    blocker.release()
+    let worker!: Subprocess
+    await holdingOrderRow(orderId, async () => {
+      worker = startWorker({ QUEUE_PREFIX: prefix, PGAPPNAME: prefix }).child
+      expect(await waitFor(() => isBlockedOnStatusUpdate(prefix))).toBe(true)
+      worker.kill('SIGTERM')
+      await Bun.sleep(500)
+      expect(worker.exitCode).toBeNull() // still finishing the job it holds
+    })
     expect(await worker.exited).toBe(0)
     expect((await orderEffects([orderId])).confirmed).toBe(1)
   })

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { Webhook as Verifier } from 'standardwebhooks'
 import { housekeeping } from '../src/jobs/handlers'
 import { workerRegistry } from '../src/jobs/metrics'
@@ -43,7 +43,7 @@ async function stopInProcessPipeline() {
 
 afterAll(async () => {
   await stopInProcessPipeline()
-  stopServices()
+  await stopServices()
   receiver.stop()
   // Later test files must not deliver to this file's endpoints.
   await sql`DELETE FROM webhook_endpoints`
@@ -534,6 +534,7 @@ describe('deliveries', () => {
 })
 
 describe('with the API and the worker as processes', () => {
+  afterEach(stopServices)
   const adminCall = (base: string, method: string, path: string, body?: unknown) =>
     fetch(`${base}${path}`, {
       method,
@@ -596,7 +597,6 @@ describe('with the API and the worker as processes', () => {
       expect(new Set(delivered)).toEqual(new Set(orders.map((order) => order.body.id)))
     } finally {
       late.stop()
-      stopServices()
     }
   })
 
@@ -633,7 +633,6 @@ describe('with the API and the worker as processes', () => {
     const update = await adminCall(api.base, 'PATCH', `/api/admin/webhooks/${id}`, { url: 'http://10.1.1.1/hook' })
     expect(update.status).toBe(400)
     await adminCall(api.base, 'DELETE', `/api/admin/webhooks/${id}`)
-    stopServices()
   })
 
   test('with the guard on, a delivery to a private address fails at send time without connecting', async () => {
@@ -651,6 +650,5 @@ describe('with the API and the worker as processes', () => {
     expect(row).toMatchObject({ status: 'failed', attempts: 1, last_status_code: null })
     expect(row!.last_error).toMatch(/Refused: 127\.0\.0\.1 resolves to 127\.0\.0\.1/)
     expect(receiver.at('/private')).toEqual([])
-    stopServices()
   })
 })
