@@ -172,6 +172,77 @@ describe('hardening', () => {
     expect(justUnder.status).toBe(401)
   })
 
+  test('a body over Bun’s own cap (2 MB), declared or streamed, still gets a JSON 413', async () => {
+    const base = await startApi({ QUEUE_PREFIX: `body-${process.pid}` })
+    const huge = JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) })
+    const declared = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: huge,
+    })
+    const streamed = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob([huge]).stream(),
+    })
+    for (const reply of [declared, streamed]) {
+      expect(reply.status).toBe(413)
+      expect(reply.headers.get('content-type')).toContain('application/json')
+      expect(((await reply.json()) as { error: string }).error).toContain('100 KB')
+    }
+  })
+
+  test('a body nested deeper than 32 levels → 400 on every route, without stalling the process', async () => {
+    const { token } = await registerCustomer()
+    const admin = await createAdmin()
+    const base = await startApi({ QUEUE_PREFIX: `body-${process.pid}` })
+    // 90 KB of nesting, under the size limit: validating such a tree took the process seconds.
+    const deep = `${'['.repeat(45_000)}${']'.repeat(45_000)}`
+    const routes = [
+      ['/api/orders', token],
+      ['/api/admin/webhooks', admin.token],
+      ['/api/products', admin.token],
+      ['/api/auth/login', undefined],
+    ] as const
+    const send = (path: string, body: string, bearer?: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+        body,
+      })
+    const healthTimes: number[] = []
+    let flooding = true
+    const probing = (async () => {
+      while (flooding) {
+        const started = performance.now()
+        expect((await fetch(`${base}/health`)).status).toBe(200)
+        healthTimes.push(performance.now() - started)
+        await Bun.sleep(10)
+      }
+    })()
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, () => routes.map(([path, bearer]) => send(path, deep, bearer))).flat(),
+      )
+      for (const reply of replies) {
+        expect(reply.status).toBe(400)
+        expect(((await reply.json()) as { error: string }).error).toMatch(/nested deeper than 32/)
+      }
+      // Nesting inside a string is text, not depth; 32 levels are still parsed (and then validated).
+      const inString = await send('/api/orders', JSON.stringify({ items: '['.repeat(1000) }), token)
+      expect(((await inString.json()) as { error: string }).error).not.toMatch(/nested/)
+      const atLimit = await send('/api/orders', `{"items":${'['.repeat(31)}${']'.repeat(31)}}`, token)
+      expect(atLimit.status).toBe(400)
+      expect(((await atLimit.json()) as { error: string }).error).not.toMatch(/nested/)
+    } finally {
+      flooding = false
+      await probing
+    }
+    // A stalled event loop showed here as /health taking as long as the validation (seconds).
+    expect(healthTimes.length).toBeGreaterThan(0)
+    expect(Math.max(...healthTimes)).toBeLessThan(2_000)
+  })
+
   test('CORS is off by default and allows exactly the configured origins', async () => {
     const none = await call('GET', '/api/products', { headers: { origin: 'https://shop.example' } })
     expect(none.headers.get('access-control-allow-origin')).toBeNull()

@@ -5,16 +5,51 @@ import { config } from '../config'
 import { HttpError } from './errors'
 
 export const MAX_BODY_BYTES = 100 * 1024
-/** Bun.serve's own cap, a backstop well above ours: its 413 has no JSON body, so ours must come first. */
-export const SERVER_BODY_CAP_BYTES = 1024 * 1024
+/** No request schema nests deeper than a few levels; validating a deeper tree can take seconds. */
+export const MAX_BODY_DEPTH = 32
+/**
+ * Bun.serve's own cap, never reached: its 413 has no JSON body. Bodies are refused at
+ * MAX_BODY_BYTES here, by their Content-Length or while they stream in.
+ */
+export const SERVER_BODY_CAP_BYTES = 2 ** 40
 
 const tooLarge = () => new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES / 1024} KB`)
 const isJson = (contentType: string | null) => /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType ?? '')
 
+/** The body's text, read no further than MAX_BODY_BYTES: a longer stream is cut off with a 413. */
+async function boundedText(request: Request) {
+  if (!request.body) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of request.body) {
+    size += chunk.byteLength
+    if (size > MAX_BODY_BYTES) throw tooLarge()
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** Whether JSON text nests arrays and objects deeper than `max` (a scan, before any parsing). */
+export function nestsDeeperThan(text: string, max: number) {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return true
+    } else if (c === 93 || c === 125) depth--
+  }
+  return false
+}
+
 /**
- * Every request body is JSON, at most 100 KB. A declared Content-Length over the limit is refused
- * before the body is read; a chunked JSON body is read here with the same limit (returning nothing
- * hands other bodies to Elysia's parsers).
+ * Every request body is JSON, at most 100 KB, nested at most MAX_BODY_DEPTH deep. A declared
+ * Content-Length over the limit is refused before the body is read, a streamed one as soon as it
+ * passes it (returning nothing hands other bodies to Elysia's parsers).
  */
 const requestBody = new Elysia({ name: 'request-body' })
   .onRequest(({ request }) => {
@@ -26,9 +61,10 @@ const requestBody = new Elysia({ name: 'request-body' })
       throw new HttpError(400, 'Request bodies must be JSON (Content-Type: application/json)')
   })
   .onParse({ as: 'global' }, async ({ request }, contentType) => {
-    if (request.headers.has('content-length') || !contentType?.startsWith('application/json')) return
-    const text = await request.text()
-    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw tooLarge()
+    if (!isJson(contentType)) return
+    const text = await boundedText(request)
+    if (nestsDeeperThan(text, MAX_BODY_DEPTH))
+      throw new HttpError(400, `Malformed request body: nested deeper than ${MAX_BODY_DEPTH} levels`)
     try {
       return text ? JSON.parse(text) : undefined
     } catch {
