@@ -279,6 +279,13 @@ describe('what a move leaves behind', () => {
   })
 })
 
+test('a shipment is stored without the whitespace around its carrier and tracking number', async () => {
+  const id = await orderIn('processing')
+  const reply = await move(id, { status: 'shipped', carrier: '  DHL ', tracking_number: ' JD0003 ' })
+  expect(reply.status).toBe(200)
+  expect(reply.body.shipment).toMatchObject({ carrier: 'DHL', tracking_number: 'JD0003' })
+})
+
 describe('bad input → 400, nothing changed', () => {
   const cases: [string, Record<string, unknown>][] = [
     ['a status the endpoint does not set', { status: 'cancelled' }],
@@ -286,13 +293,15 @@ describe('bad input → 400, nothing changed', () => {
     ['shipped without a carrier', { status: 'shipped', tracking_number: 'X1' }],
     ['shipped without a tracking number', { status: 'shipped', carrier: 'DHL' }],
     ['an empty carrier', { status: 'shipped', carrier: '', tracking_number: 'X1' }],
+    ['a blank carrier and tracking number', { status: 'shipped', carrier: '   ', tracking_number: ' ' }],
+    ['a blank tracking number', { status: 'shipped', carrier: 'DHL', tracking_number: '\t ' }],
     ['a carrier over 100 characters', { status: 'shipped', carrier: 'c'.repeat(101), tracking_number: 'X1' }],
     ['a note over 500 characters', { status: 'processing', note: 'n'.repeat(501) }],
     ['no status', {}],
   ]
   for (const [name, body] of cases)
     test(name, async () => {
-      const id = await orderIn(name.startsWith('shipped') || name.includes('carrier') ? 'processing' : 'confirmed')
+      const id = await orderIn(name.startsWith('shipped') || /carrier|tracking/.test(name) ? 'processing' : 'confirmed')
       const [before] = await sql`SELECT status, updated_at FROM orders WHERE id = ${id}`
       expectError(await move(id, body), 400)
       const [after] = await sql`SELECT status, updated_at FROM orders WHERE id = ${id}`

@@ -5,9 +5,12 @@ import { enumOf, INT4, PaginationQuery, positiveIntegerString } from '../../lib/
 export const OrderStatus = enumOf(orderStatus.enumValues)
 export type OrderStatus = Static<typeof OrderStatus>
 
+/** The most units of one product an order may hold, per line and after lines are merged. */
+export const MAX_QUANTITY = 1000
+
 export const OrderLineInput = t.Object({
   product_id: t.Integer({ minimum: 1, ...INT4, examples: [1] }),
-  quantity: t.Integer({ minimum: 1, maximum: 1000, examples: [2] }),
+  quantity: t.Integer({ minimum: 1, maximum: MAX_QUANTITY, examples: [2] }),
 })
 
 export const CreateOrderBody = t.Object(
@@ -15,7 +18,7 @@ export const CreateOrderBody = t.Object(
     items: t.Array(OrderLineInput, {
       minItems: 1,
       maxItems: 50,
-      description: '1-50 lines; lines naming the same product are merged',
+      description: `1-50 lines; lines naming the same product are merged, and a merged quantity above ${MAX_QUANTITY} → 400`,
     }),
   },
   {
@@ -65,7 +68,14 @@ export const Order = t.Object(
 )
 export type Order = Static<typeof Order>
 
-const ShipmentField = (description: string) => t.String({ minLength: 1, maxLength: 100, description })
+// Not blank, and no control characters; stored without surrounding whitespace.
+const ShipmentField = (description: string) =>
+  t.String({
+    minLength: 1,
+    maxLength: 100,
+    pattern: '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$',
+    description: `${description}; not blank`,
+  })
 
 export const StatusChangeBody = t.Object(
   {

@@ -4,16 +4,21 @@ import { sql } from '../../db/client'
 import { MAX_TRANSACTION_ATTEMPTS, retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
-import { conflict } from '../../lib/errors'
+import { badRequest, conflict } from '../../lib/errors'
 import { ordersPlaced, ordersRejected } from '../../lib/metrics'
 import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
-import type { CreateOrderBody, Order } from './model'
+import { type CreateOrderBody, MAX_QUANTITY, type Order } from './model'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
 export function mergeLines(items: CreateOrderBody['items']) {
   const quantities = new Map<number, number>()
-  for (const { product_id, quantity } of items) quantities.set(product_id, (quantities.get(product_id) ?? 0) + quantity)
+  for (const { product_id, quantity } of items) {
+    const merged = (quantities.get(product_id) ?? 0) + quantity
+    if (merged > MAX_QUANTITY)
+      throw badRequest(`Invalid body: product ${product_id} is ordered ${merged} times; at most ${MAX_QUANTITY} in all`)
+    quantities.set(product_id, merged)
+  }
   const productIds = [...quantities.keys()].sort((a, b) => a - b)
   return { productIds, quantities: productIds.map((id) => quantities.get(id)!) }
 }

@@ -95,7 +95,7 @@ function columnsFor({ status, carrier, tracking_number }: StatusChangeBody) {
   if (status === 'delivered') return sql`, delivered_at = now()`
   if (status !== 'shipped') return undefined
   if (!carrier || !tracking_number) throw badRequest('A shipped order needs a carrier and a tracking_number')
-  return sql`, carrier = ${carrier}, tracking_number = ${tracking_number}, shipped_at = now()`
+  return sql`, carrier = ${carrier.trim()}, tracking_number = ${tracking_number.trim()}, shipped_at = now()`
 }
 
 /**
