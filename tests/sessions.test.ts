@@ -235,6 +235,27 @@ describe('POST /api/auth/password', () => {
     await expectAlive(await login(email, 'a-new-password'))
   })
 
+  test('of concurrent changes with the right current password exactly one succeeds, and its password is the one that works', async () => {
+    const { email, phone } = await customerWithTwoSessions()
+    const candidates = Array.from({ length: 5 }, (_, i) => `concurrent-new-password-${i}`)
+    const replies = await Promise.all(
+      candidates.map((next) =>
+        call('POST', '/api/auth/password', {
+          token: phone.token,
+          body: { current_password: PASSWORD, new_password: next },
+        }),
+      ),
+    )
+    const winners = candidates.filter((_, i) => replies[i]!.status === 204)
+    expect(winners.length).toBe(1)
+    for (const reply of replies.filter((reply) => reply.status !== 204))
+      expectError(reply, 400, 'The current password is not correct')
+    const works = await Promise.all(
+      candidates.map(async (password) => (await call('POST', '/api/auth/login', { body: { email, password } })).status),
+    )
+    expect(works).toEqual(candidates.map((password) => (password === winners[0] ? 200 : 401)))
+  })
+
   test('a wrong current password or a bad new one is a 400 and changes nothing', async () => {
     const { email, phone, laptop } = await customerWithTwoSessions()
     const [before] = await sql`SELECT password_hash FROM users WHERE id = ${phone.user.id}`

@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import { db } from '../../db/client'
 import { users } from '../../db/schema'
 import { badRequest, conflict, unauthorized } from '../../lib/errors'
@@ -115,15 +115,19 @@ export async function setRole(email: string, role: Role): Promise<User | undefin
 
 /**
  * Replaces the password once the current one is proved, and ends every other session of the
- * user: whoever knew the old password is signed out, the device that changed it stays in.
+ * user: whoever knew the old password is signed out, the device that changed it stays in. The
+ * update is conditional on the hash that was checked, so of concurrent changes exactly one wins;
+ * the others find the current password changed under them.
  */
 export async function changePassword(userId: number, sessionId: number, current: string, next: string) {
   const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId))
   if (!row || !(await Bun.password.verify(current, row.passwordHash)))
     throw badRequest('The current password is not correct')
-  await db
+  const changed = await db
     .update(users)
     .set({ passwordHash: await hashPassword(next) })
-    .where(eq(users.id, userId))
+    .where(and(eq(users.id, userId), eq(users.passwordHash, row.passwordHash)))
+    .returning({ id: users.id })
+  if (!changed.length) throw badRequest('The current password is not correct')
   await revokeUserSessions(userId, sessionId)
 }
