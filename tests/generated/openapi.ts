@@ -2361,7 +2361,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description 1-50 lines; lines naming the same product are merged */
+                    /** @description 1-50 lines; lines naming the same product are merged, and a merged quantity above 1000 → 400 */
                     items: {
                         /** @example 1 */
                         product_id: number;
@@ -2823,12 +2823,12 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Required for `shipped` */
+                    /** @description Required for `shipped`; not blank */
                     carrier?: string;
                     note?: string;
                     /** @description The status to move the order to */
                     status: "processing" | "shipped" | "delivered";
-                    /** @description Required for `shipped` */
+                    /** @description Required for `shipped`; not blank */
                     tracking_number?: string;
                 };
             };
