@@ -45,6 +45,10 @@ const EnvSchema = t.Object({
   // The worker's own /metrics and /health (0 picks a free port).
   WORKER_METRICS_PORT: t.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
   WORKER_LOCK_DURATION_MS: t.Integer({ minimum: 500, maximum: 600_000, default: 30_000 }),
+  // The reconciler: work whose job is gone (Redis lost it) or spent with its effect still
+  // missing counts as lost once it is this old, and is looked for this often.
+  RECONCILE_AFTER_SECONDS: t.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
+  RECONCILE_INTERVAL_SECONDS: t.Integer({ minimum: 1, maximum: 3_600, default: 60 }),
   // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),
   MAIL_FROM: t.String({ minLength: 3, default: 'Order API <orders@example.com>' }),

@@ -4,7 +4,7 @@ import { closeDatabase } from './db/client'
 import { closeQueues, queues } from './jobs/queues'
 import { OutboxRelay } from './jobs/relay'
 import { logger } from './lib/logger'
-import { closeRedis } from './lib/redis'
+import { closeRedis, redis, warnUnlessNoEviction, whenRedisReady } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
 import { closeBroadcasts, startBroadcasts } from './lib/broadcast'
 import { stopWatchingProducts } from './modules/products/cache'
@@ -14,6 +14,7 @@ app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reuse
 const relay = new OutboxRelay(queues()).start()
 // Session revocations and catalogue changes from the other API processes.
 startBroadcasts()
+void whenRedisReady(10_000).then(() => warnUnlessNoEviction(redis(), 'api'))
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { config } from '../src/config'
 import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
 import { confirmOrder, housekeeping, writeAudit } from '../src/jobs/handlers'
 import { deleteRelayedOutboxRows } from '../src/jobs/outbox'
@@ -240,30 +241,33 @@ describe('post-order jobs', () => {
 })
 
 describe('housekeeping', () => {
-  test('outbox rows relayed over a week ago are deleted; recent ones stay', async () => {
+  test('outbox rows done over a week ago are deleted; recent ones and unfinished ones stay', async () => {
     const rows = await sql<{ id: string }[]>`
-      INSERT INTO outbox (queue, name, payload, sent_at) VALUES
-        ('audit', 'audit', '{}', now() - interval '8 days'),
-        ('audit', 'audit', '{}', now() - interval '1 day'),
-        ('audit', 'audit', '{}', now())
+      INSERT INTO outbox (queue, name, payload, sent_at, done_at) VALUES
+        ('audit', 'audit', '{}', now() - interval '8 days', now() - interval '8 days'),
+        ('audit', 'audit', '{}', now() - interval '8 days', now() - interval '1 day'),
+        ('audit', 'audit', '{}', now() - interval '8 days', NULL),
+        ('audit', 'audit', '{}', now(), now())
       RETURNING id`
     expect(await deleteRelayedOutboxRows()).toBeGreaterThanOrEqual(1)
     const left = await sql`SELECT id FROM outbox WHERE id IN ${sql(rows.map((row) => row.id))} ORDER BY id`
-    expect(left.map((row) => row.id)).toEqual([rows[1]!.id, rows[2]!.id])
+    expect(left.map((row) => row.id)).toEqual([rows[1]!.id, rows[2]!.id, rows[3]!.id])
+    await sql`DELETE FROM outbox WHERE id IN ${sql(rows.map((row) => row.id))}`
   })
 })
 
 describe('housekeeping and payload checks', () => {
-  test('housekeeping is one job scheduler for the whole cluster, however many workers start', async () => {
+  test('housekeeping and the reconciler are one job scheduler each for the whole cluster, however many workers start', async () => {
     const second = startWorkers({ mailer, concurrency: 1 })
     try {
       const queue = queues()[QUEUES.housekeeping]
       const schedulers = await waitFor(async () => {
         const found = await queue.getJobSchedulers()
-        return found.length ? found : undefined
+        return found.length === 2 ? found : undefined
       })
-      expect(schedulers!.map((scheduler) => [scheduler.key, scheduler.every])).toEqual([
+      expect(schedulers!.map((scheduler) => [scheduler.key, scheduler.every]).sort()).toEqual([
         ['housekeeping', HOUSEKEEPING_EVERY_MS],
+        ['reconcile', config.RECONCILE_INTERVAL_SECONDS * 1000],
       ])
     } finally {
       await second.close()
@@ -272,7 +276,8 @@ describe('housekeeping and payload checks', () => {
 
   test('a housekeeping run deletes expired idempotency keys and old relayed outbox rows', async () => {
     const [old] = await sql`
-      INSERT INTO outbox (queue, name, payload, sent_at) VALUES ('audit', 'audit', '{}'::jsonb, now() - interval '8 days') RETURNING id`
+      INSERT INTO outbox (queue, name, payload, sent_at, done_at)
+      VALUES ('audit', 'audit', '{}'::jsonb, now() - interval '8 days', now() - interval '8 days') RETURNING id`
     expect((await housekeeping()).outboxRows).toBeGreaterThanOrEqual(1)
     expect(await countWhere(sql`SELECT count(*)::int AS count FROM outbox WHERE id = ${old!.id}`)).toBe(0)
   })

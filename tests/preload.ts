@@ -30,6 +30,10 @@ Object.assign(process.env, {
   TRUST_PROXY: 'false',
   CORS_ORIGINS: '',
   WORKER_METRICS_PORT: '0',
+  // The reconciler re-enqueues work older than this whose job it cannot find on its own prefix.
+  // Processes of this suite run on many prefixes over one database: only the tests of the
+  // reconciler turn it on, with short settings of their own.
+  RECONCILE_AFTER_SECONDS: '86400',
   // Webhook tests: a receiver on loopback, quick retries and timeouts.
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
   WEBHOOK_BACKOFF_MS: '20',

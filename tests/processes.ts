@@ -34,6 +34,7 @@ export function spawnService(
       JWT_SECRET: process.env.JWT_SECRET!,
       LOG_LEVEL: 'warn',
       WORKER_METRICS_PORT: '0',
+      RECONCILE_AFTER_SECONDS: process.env.RECONCILE_AFTER_SECONDS!,
       ...env,
     },
     stdout: options.log ? 'pipe' : 'ignore',

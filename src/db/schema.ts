@@ -299,8 +299,10 @@ export const idempotencyKeys = pgTable(
 
 /**
  * Transactional outbox: a job is written here in the same transaction as the change that
- * causes it, then relayed to BullMQ with jobId = id, so a Redis outage delays jobs but never
- * loses them, and relaying a row twice is harmless.
+ * causes it, then relayed to BullMQ under a job id named after the row, so a Redis outage delays
+ * jobs but never loses them, and relaying a row twice is harmless. The reconciler marks a row
+ * done once its effect is seen in the database, and hands it to BullMQ again when its job is
+ * gone (Redis lost it) or spent while the effect is still missing.
  */
 export const outbox = pgTable(
   'outbox',
@@ -311,11 +313,20 @@ export const outbox = pgTable(
     payload: jsonb('payload').notNull(),
     createdAt: createdAt(),
     sentAt: timestamp('sent_at', { withTimezone: true }),
+    /** The BullMQ job that carries the row now (set when relayed). */
+    jobId: varchar('job_id', { length: 200 }),
+    doneAt: timestamp('done_at', { withTimezone: true }),
   },
   (table) => [
     index('outbox_unsent_idx')
       .on(table.id)
       .where(sql`${table.sentAt} IS NULL`),
+    index('outbox_unfinished_idx')
+      .on(table.sentAt)
+      .where(sql`${table.doneAt} IS NULL AND ${table.sentAt} IS NOT NULL`),
+    index('outbox_done_idx')
+      .on(table.doneAt)
+      .where(sql`${table.doneAt} IS NOT NULL`),
   ],
 )
 

@@ -19,6 +19,7 @@ export const JOB_NAMES = {
   audit: 'audit',
   orderNotification: 'order.notification',
   housekeeping: 'housekeeping',
+  reconcile: 'reconcile',
   webhookDelivery: 'webhook.delivery',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
@@ -82,8 +83,12 @@ export type AuditEntry = Static<typeof AuditEntry>
 export const AuditJob = t.Object({ entries: t.Array(AuditEntry, { minItems: 1, maxItems: MAX_ROWS_PER_JOB }) })
 export type AuditJob = Static<typeof AuditJob>
 
-/** Housekeeping runs from a BullMQ job scheduler: once per period for the whole cluster. */
+/**
+ * Housekeeping and the reconciler run from BullMQ job schedulers on the housekeeping queue: once
+ * per period for the whole cluster, whichever worker takes the job.
+ */
 export const HOUSEKEEPING_EVERY_MS = 10 * 60_000
+export const SCHEDULER_IDS = { housekeeping: 'housekeeping', reconcile: 'reconcile' } as const
 
 export type OutboxJob =
   | {

@@ -39,3 +39,10 @@ export const webhookAttempts = new client.Counter({
   labelNames: ['outcome'] as const,
   registers: [workerRegistry],
 })
+
+export const reconciledItems = new client.Counter({
+  name: 'reconciled_items_total',
+  help: 'Outbox work handed to BullMQ again by the reconciler because its job was lost or spent, by kind (queue, or unrelayed)',
+  labelNames: ['kind'] as const,
+  registers: [workerRegistry],
+})

@@ -20,9 +20,12 @@ export async function enqueue(tx: Transaction, jobs: OutboxJob[]) {
   if (jobs.length) await tx.insert(outbox).values(jobs.map(({ queue, name, payload }) => ({ queue, name, payload })))
 }
 
-/** Forgets outbox rows relayed more than `days` ago (BullMQ keeps completed jobs a week too). */
+/**
+ * Forgets outbox rows whose effect was done more than `days` ago (BullMQ keeps completed jobs a
+ * week too). Rows whose effect is still missing stay, for the reconciler.
+ */
 export async function deleteRelayedOutboxRows(days = 7): Promise<number> {
-  const deleted = await sql`DELETE FROM outbox WHERE sent_at < now() - make_interval(days => ${days})`
+  const deleted = await sql`DELETE FROM outbox WHERE done_at < now() - make_interval(days => ${days})`
   return deleted.count
 }
 

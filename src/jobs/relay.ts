@@ -1,3 +1,4 @@
+import type { TransactionSql } from 'postgres'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
@@ -15,7 +16,7 @@ import {
 import { onOutboxWritten } from './outbox'
 import type { Queues } from './queues'
 
-type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
+export type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
 
 /**
  * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB orders or entries,
@@ -23,11 +24,12 @@ type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown 
  * A row holds one order (a lone order, a cancellation, a product change) or a whole batch of
  * orders (see orders/batch.ts). Other rows go one to a job.
  */
-function toJobs(queue: QueueName, rows: OutboxRow[]) {
+export function toJobs(queue: QueueName, rows: OutboxRow[]) {
   const job = (chunk: OutboxRow[], data: unknown) => ({
     name: chunk[0]!.name,
     data,
     opts: { jobId: jobIdForOutboxRows(chunk.map((row) => row.id)) },
+    rowIds: chunk.map((row) => row.id),
   })
   switch (queue) {
     case QUEUES.orderConfirmation:
@@ -63,6 +65,16 @@ function chunked<T>(rows: OutboxRow[], itemsOf: (row: OutboxRow) => T[]) {
     } else groups.push({ rows: [row], items: [...items] })
   }
   return groups
+}
+
+/** Records which job now carries each row, and when it was handed over. */
+export async function markRelayed(tx: TransactionSql, jobs: { opts: { jobId: string }; rowIds: string[] }[]) {
+  const rowIds = jobs.flatMap((job) => job.rowIds)
+  const jobIds = jobs.flatMap((job) => job.rowIds.map(() => job.opts.jobId))
+  await tx`
+    UPDATE outbox SET sent_at = now(), job_id = relayed.job_id
+    FROM unnest(${rowIds}::bigint[], ${jobIds}::text[]) AS relayed(id, job_id)
+    WHERE outbox.id = relayed.id`
 }
 
 export type RelayOptions = {
@@ -192,12 +204,13 @@ export class OutboxRelay {
         (sum, [, queued]) => sum + queued.reduce((n, job) => n + itemCount(job.data), 0),
         0,
       )
+      const queued = jobs.flatMap(([, specs]) => specs)
       await withTimeout(
-        Promise.all(jobs.map(([queue, queued]) => this.queues[queue].addBulk(queued))),
+        Promise.all(jobs.map(([queue, specs]) => this.queues[queue].addBulk(specs))),
         this.redisTimeoutMs,
         `Redis did not answer within ${this.redisTimeoutMs} ms`,
       )
-      await tx`UPDATE outbox SET sent_at = now() WHERE id = ANY(${rows.map((row) => row.id)}::bigint[])`
+      await markRelayed(tx, queued)
       return rows.length
     })
   }

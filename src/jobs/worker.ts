@@ -9,17 +9,22 @@ import {
   AuditPayload,
   HOUSEKEEPING_EVERY_MS,
   JOB_NAMES,
+  jobOptionsFor,
   OrderConfirmationJob,
   OrderConfirmationPayload,
   OrderNotificationPayload,
+  QUEUE_NAMES,
   QUEUES,
+  SCHEDULER_IDS,
   WEBHOOK_BACKOFF,
   WebhookDeliveryJob,
 } from './definitions'
+import type { Queues } from './queues'
+import { reconcile } from './reconcile'
 import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from './handlers'
 import { jobDuration, jobsProcessed } from './metrics'
 import type { Mailer } from './mailer'
-import { createWorkerConnection, logRedisErrors } from '../lib/redis'
+import { createWorkerConnection, logRedisErrors, warnUnlessNoEviction } from '../lib/redis'
 import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from '../modules/webhooks/delivery'
 
 export type WorkerOptions = {
@@ -28,9 +33,10 @@ export type WorkerOptions = {
   prefix?: string
   concurrency?: number
   lockDurationMs?: number
+  reconcileAfterSeconds?: number
+  reconcileIntervalSeconds?: number
 }
 
-const HOUSEKEEPING_SCHEDULER_ID = 'housekeeping'
 
 /**
  * A job's payload, checked against its schema (or, where there is one, the older single shape
@@ -57,12 +63,19 @@ export function startWorkers(options: WorkerOptions) {
     stalledInterval: lockDuration,
   }
 
-  // Producers on the worker's side: failed orders split off into jobs of their own, and the
-  // housekeeping schedule.
-  const queue = (name: string) => new Queue(name, { connection, prefix: common.prefix })
-  const confirmationQueue = queue(QUEUES.orderConfirmation)
-  const auditQueue = queue(QUEUES.audit)
-  const housekeepingQueue = queue(QUEUES.housekeeping)
+  // Producers on the worker's side: failed orders split off into jobs of their own, the
+  // schedules, and the reconciler's hand-overs.
+  const producers = Object.fromEntries(
+    QUEUE_NAMES.map((name) => [
+      name,
+      new Queue(name, { connection, prefix: common.prefix, defaultJobOptions: jobOptionsFor(name) }),
+    ]),
+  ) as Queues
+  const confirmationQueue = producers[QUEUES.orderConfirmation]
+  const auditQueue = producers[QUEUES.audit]
+  const housekeepingQueue = producers[QUEUES.housekeeping]
+  const reconcileAfterSeconds = options.reconcileAfterSeconds ?? config.RECONCILE_AFTER_SECONDS
+  const reconcileEveryMs = (options.reconcileIntervalSeconds ?? config.RECONCILE_INTERVAL_SECONDS) * 1000
 
   /**
    * A batch job whose orders partly failed: the failed ones go on as jobs of their own (retried,
@@ -126,7 +139,11 @@ export function startWorkers(options: WorkerOptions) {
       (job) => notifyOrder(checked(job, OrderNotificationPayload), options.mailer),
       common,
     ),
-    new Worker(QUEUES.housekeeping, () => housekeeping(), { ...common, concurrency: 1 }),
+    new Worker(
+      QUEUES.housekeeping,
+      (job) => (job.name === JOB_NAMES.reconcile ? reconcile(producers, reconcileAfterSeconds) : housekeeping()),
+      { ...common, concurrency: 1 },
+    ),
     // Its own worker and slots: a slow or dead endpoint never holds up confirmations or audits.
     new Worker(QUEUES.webhooks, webhookDelivery, {
       ...common,
@@ -136,10 +153,23 @@ export function startWorkers(options: WorkerOptions) {
       },
     }),
   ]
-  // Upserted by every worker under one id: one schedule for the whole cluster, shown in Bull Board.
-  const scheduled = housekeepingQueue
-    .upsertJobScheduler(HOUSEKEEPING_SCHEDULER_ID, { every: HOUSEKEEPING_EVERY_MS }, { name: JOB_NAMES.housekeeping })
-    .catch((error) => logger.warn({ err: error }, 'could not schedule housekeeping'))
+  // Upserted by every worker under one id each: one schedule for the whole cluster, shown in Bull
+  // Board. Redis may lose them with the rest of its data: each worker looks every period and
+  // registers again what is missing.
+  const schedules = [
+    { id: SCHEDULER_IDS.housekeeping, every: HOUSEKEEPING_EVERY_MS, name: JOB_NAMES.housekeeping },
+    { id: SCHEDULER_IDS.reconcile, every: reconcileEveryMs, name: JOB_NAMES.reconcile },
+  ]
+  const schedule = (missingOnly: boolean) =>
+    Promise.all(
+      schedules.map(async ({ id, every, name }) => {
+        if (missingOnly && (await housekeepingQueue.getJobScheduler(id))) return
+        if (missingOnly) logger.warn({ scheduler: id }, 'job scheduler missing (Redis lost it): registering it again')
+        await housekeepingQueue.upsertJobScheduler(id, { every }, { name })
+      }),
+    ).catch((error) => logger.warn({ err: error }, 'could not register the job schedulers'))
+  const scheduled = schedule(false)
+  const scheduleCheck = setInterval(() => void schedule(true), reconcileEveryMs)
 
   const context = (job: Job) => ({
     queue: job.queueName,
@@ -170,6 +200,7 @@ export function startWorkers(options: WorkerOptions) {
     worker.on('error', (error) => logger.error({ err: error }, 'worker error'))
   }
   logRedisErrors(connection, 'worker connection')
+  void warnUnlessNoEviction(connection, 'worker')
 
   return {
     workers,
@@ -177,9 +208,10 @@ export function startWorkers(options: WorkerOptions) {
       // Workers closed while still starting send their start-up commands after the connection
       // is gone; let them (and the scheduling) finish first. Redis may be down: a moment, not forever.
       const started = Promise.all([...workers.map((worker) => worker.waitUntilReady()), scheduled])
+      clearInterval(scheduleCheck)
       await withTimeout(started, 2_000, 'workers starting').catch(() => {})
       await Promise.all(workers.map((worker) => worker.close()))
-      await Promise.all([confirmationQueue, auditQueue, housekeepingQueue].map((open) => open.close()))
+      await Promise.all(Object.values(producers).map((open) => open.close()))
       await connection.quit().catch(() => connection.disconnect())
     },
   }

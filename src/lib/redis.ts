@@ -88,3 +88,21 @@ export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
     return false
   }
 }
+
+/**
+ * Logs a warning when Redis may evict keys under memory pressure: queued jobs would then vanish
+ * (BullMQ's production guide asks for `maxmemory-policy noeviction`). Managed services that
+ * refuse CONFIG are left alone.
+ */
+export async function warnUnlessNoEviction(connection: IORedis, source: string) {
+  try {
+    const [, policy] = (await withTimeout(connection.config('GET', 'maxmemory-policy'), 5_000, 'CONFIG GET')) as string[]
+    if (policy && policy !== 'noeviction')
+      logger.warn(
+        { source, maxmemoryPolicy: policy },
+        'Redis maxmemory-policy is not noeviction: under memory pressure it may drop queued jobs',
+      )
+  } catch (error) {
+    logger.debug({ err: error, source }, 'could not read Redis maxmemory-policy')
+  }
+}
