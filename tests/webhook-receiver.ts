@@ -13,9 +13,9 @@ export function webhookReceiver() {
   let server: Server<undefined> | undefined
   return {
     arrivals,
-    start(port = 0) {
+    start(port = 0, hostname = '127.0.0.1') {
       server = Bun.serve({
-        hostname: '127.0.0.1',
+        hostname,
         port,
         async fetch(request) {
           const path = new URL(request.url).pathname
@@ -37,8 +37,8 @@ export function webhookReceiver() {
     get port() {
       return server!.port!
     },
-    url(path: string) {
-      return `http://127.0.0.1:${server!.port}${path}`
+    url(path: string, host = '127.0.0.1') {
+      return `http://${host}:${server!.port}${path}`
     },
     answer(path: string, respond: (nth: number) => Response | Promise<Response>) {
       answers.set(path, respond)

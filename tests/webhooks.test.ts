@@ -5,6 +5,8 @@ import { workerRegistry } from '../src/jobs/metrics'
 import { queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
+import { config } from '../src/config'
+import { type Resolver, useResolver } from '../src/lib/public-address'
 import { createWebhook } from '../src/modules/webhooks/service'
 import {
   call,
@@ -533,6 +535,107 @@ describe('deliveries', () => {
   })
 })
 
+describe('targets resolved once per attempt, and the request pinned to the checked address', () => {
+  /** Runs `during` with the private-network guard on, as in production, and DNS answered by `resolve`. */
+  async function guarded(resolve: Resolver, during: () => Promise<void>) {
+    const allowed = config.WEBHOOK_ALLOW_PRIVATE_NETWORKS
+    config.WEBHOOK_ALLOW_PRIVATE_NETWORKS = false
+    const restore = useResolver(resolve)
+    try {
+      await during()
+    } finally {
+      restore()
+      config.WEBHOOK_ALLOW_PRIVATE_NETWORKS = allowed
+    }
+  }
+
+  test('a name that answers public, then loopback (DNS rebinding), never reaches loopback', async () => {
+    const host = 'rebind.example.com'
+    const asked: string[] = []
+    // TTL 0: a public address on odd questions, loopback on even ones.
+    const rebinding: Resolver = async (name) => {
+      asked.push(name)
+      return asked.length % 2 ? ['93.184.216.34'] : ['127.0.0.1']
+    }
+    await guarded(rebinding, async () => {
+      const created = await call('POST', '/api/admin/webhooks', {
+        token: admin.token,
+        body: { url: `http://${host}:${receiver.port}/rebind`, events: ['product.created'] },
+      })
+      expect(created.status).toBe(201)
+      try {
+        await newProduct()
+        const [row] = await settled(created.body.id, 1)
+        const attempts = Number(process.env.WEBHOOK_MAX_ATTEMPTS)
+        expect(row).toMatchObject({ status: 'failed', attempts })
+        // One question at create, then exactly one per attempt: the connection never asks again.
+        expect(asked).toEqual(Array(1 + attempts).fill(host))
+        expect(receiver.at('/rebind')).toEqual([])
+        expect(row!.last_error).not.toContain('127.0.0.1')
+      } finally {
+        await call('DELETE', `/api/admin/webhooks/${created.body.id}`, { token: admin.token })
+      }
+    })
+  })
+
+  test('a name that resolves to a private address at send time is refused without connecting; the log names no address', async () => {
+    // Unknown when it was saved (accepted then), a private address inside the deployment.
+    let saved = false
+    const insideTheDeployment: Resolver = async () => {
+      if (!saved) throw new Error('ENOTFOUND')
+      return ['10.0.0.7']
+    }
+    await guarded(insideTheDeployment, async () => {
+      const created = await call('POST', '/api/admin/webhooks', {
+        token: admin.token,
+        body: { url: 'https://hooks.corp.example/orders', events: ['product.created'] },
+      })
+      expect(created.status).toBe(201)
+      saved = true
+      try {
+        await newProduct()
+        const [row] = await settled(created.body.id, 1)
+        expect(row).toMatchObject({ status: 'failed', last_status_code: null })
+        expect(row!.last_error).toBe('Refused: hooks.corp.example resolves to a private address, not a public one')
+        // The same answer at create time is refused with the same reason, and no address.
+        const update = await call('PATCH', `/api/admin/webhooks/${created.body.id}`, {
+          token: admin.token,
+          body: { url: 'https://hooks.corp.example/v2' },
+        })
+        expectError(update, 400, 'url must point to a public address: hooks.corp.example resolves to a private address')
+        expect(update.body.error).not.toContain('10.0.0.7')
+      } finally {
+        await call('DELETE', `/api/admin/webhooks/${created.body.id}`, { token: admin.token })
+      }
+    })
+  })
+
+  test('the request goes to the resolved address with the URL’s own Host header', async () => {
+    // A second receiver on another loopback address, which no system resolver knows by this name.
+    const pinnedReceiver = webhookReceiver().start(0, '127.0.0.2')
+    const restore = useResolver(async () => ['127.0.0.2'])
+    try {
+      const created = await call('POST', '/api/admin/webhooks', {
+        token: admin.token,
+        body: { url: pinnedReceiver.url('/pinned', 'hooks.shop.test'), events: ['product.created'] },
+      })
+      expect(created.status).toBe(201)
+      try {
+        await newProduct()
+        await settled(created.body.id, 1)
+        const [arrival] = pinnedReceiver.at('/pinned')
+        expect(arrival?.headers.host).toBe(`hooks.shop.test:${pinnedReceiver.port}`)
+        expect((await deliveries(created.body.id))[0]).toMatchObject({ status: 'succeeded', last_status_code: 204 })
+      } finally {
+        await call('DELETE', `/api/admin/webhooks/${created.body.id}`, { token: admin.token })
+      }
+    } finally {
+      restore()
+      pinnedReceiver.stop()
+    }
+  })
+})
+
 describe('with the API and the worker as processes', () => {
   afterEach(stopServices)
   const adminCall = (base: string, method: string, path: string, body?: unknown) =>
@@ -618,11 +721,22 @@ describe('with the API and the worker as processes', () => {
       'http://[::]/hook',
       'http://[::ffff:127.0.0.1]/hook',
       'http://2130706433/hook',
+      'http://[::127.0.0.1]/hook',
+      'http://[::a00:1]/hook',
+      'http://localhost./hook',
+      'http://foo.localhost/hook',
+      'http://postgres/hook',
+      'http://redis:6379/hook',
+      'http://host.docker.internal/hook',
+      'http://printer.local/hook',
     ]
     for (const url of refused) {
       const response = await adminCall(api.base, 'POST', '/api/admin/webhooks', { url, events: ['*'] })
       expect({ url, status: response.status }).toEqual({ url, status: 400 })
-      expect(((await response.json()) as { error: string }).error).toMatch(/public address/)
+      const { error } = (await response.json()) as { error: string }
+      expect(error).toMatch(/public address/)
+      // The reason names the host and the kind of address, never an address the name resolved to.
+      if (!/\/\/[\d[]/.test(url)) expect(error).not.toMatch(/\d+\.\d+\.\d+\.\d+|::/)
     }
     const allowed = await adminCall(api.base, 'POST', '/api/admin/webhooks', {
       url: 'https://93.184.216.34/hook',
@@ -648,7 +762,7 @@ describe('with the API and the worker as processes', () => {
     await newProduct()
     const [row] = await settled(id, 1)
     expect(row).toMatchObject({ status: 'failed', attempts: 1, last_status_code: null })
-    expect(row!.last_error).toMatch(/Refused: 127\.0\.0\.1 resolves to 127\.0\.0\.1/)
+    expect(row!.last_error).toBe('Refused: 127.0.0.1 is a loopback address, not a public one')
     expect(receiver.at('/private')).toEqual([])
   })
 })

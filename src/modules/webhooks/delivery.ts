@@ -4,7 +4,7 @@ import { config } from '../../config'
 import { sql } from '../../db/client'
 import { webhookAttempts } from '../../jobs/metrics'
 import { logger } from '../../lib/logger'
-import { nonPublicTarget } from '../../lib/public-address'
+import { pinnedRequest, resolveTarget } from '../../lib/public-address'
 
 /**
  * Attempts to one endpoint at once, per worker process: at most half the webhook slots (and at
@@ -124,21 +124,21 @@ function outcomeOf(statusCode: number | undefined, lastAttempt: boolean): Outcom
 type SendResult = { statusCode?: number; error?: string; retryAfterMs?: number }
 
 async function send(deliveryId: number, target: Target): Promise<SendResult> {
+  // Resolved and checked on every attempt (what a name resolves to can change after the endpoint
+  // was saved), and the request goes to the address that was checked, never to a new lookup.
   const url = new URL(target.url)
-  if (!config.WEBHOOK_ALLOW_PRIVATE_NETWORKS) {
-    // Checked again at send time: what a name resolves to can change after the endpoint was saved.
-    const refused = await nonPublicTarget(url)
-    if (refused?.address)
-      return { error: `Refused: ${url.hostname} resolves to ${refused.address}, which is not public` }
-    if (refused?.unresolved) return { error: `Could not resolve ${url.hostname}` }
-  }
+  const resolved = await resolveTarget(url, config.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+  if ('refused' in resolved) return { error: `Refused: ${resolved.refused}` }
+  const pinned = pinnedRequest(url, resolved.address)
   const body = JSON.stringify({ type: target.type, timestamp: target.occurred_at, data: target.data })
   const messageId = `msg_${deliveryId}`
   const now = new Date()
   try {
-    const response = await fetch(url, {
+    const response = await fetch(pinned.url, {
       method: 'POST',
+      tls: pinned.tls,
       headers: {
+        host: pinned.host,
         'content-type': 'application/json',
         'user-agent': 'order-api-webhooks/1',
         'webhook-id': messageId,

@@ -7,7 +7,7 @@ import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
 import { badRequest, conflict, notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
-import { nonPublicTarget } from '../../lib/public-address'
+import { resolveTarget } from '../../lib/public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
 
 type EndpointRow = typeof webhookEndpoints.$inferSelect
@@ -57,12 +57,9 @@ async function checkedUrl(text: string): Promise<string> {
   if (url.username || url.password) throw badRequest('url must not carry credentials')
   if (!config.WEBHOOK_ALLOW_PRIVATE_NETWORKS) {
     // A host that does not resolve yet is accepted: every delivery checks again before it connects.
-    const target = await nonPublicTarget(url)
-    if (target?.address) {
-      const where =
-        target.address === url.hostname.replace(/^\[|\]$/g, '') ? url.hostname : `${url.hostname} (${target.address})`
-      throw badRequest(`url must point to a public address; ${where} is not one`)
-    }
+    const target = await resolveTarget(url, false)
+    if ('refused' in target && !target.unresolved)
+      throw badRequest(`url must point to a public address: ${target.refused}`)
   }
   return text
 }
