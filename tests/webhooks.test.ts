@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test
 import { Webhook as Verifier } from 'standardwebhooks'
 import { housekeeping } from '../src/jobs/handlers'
 import { workerRegistry } from '../src/jobs/metrics'
+import { QUEUES } from '../src/jobs/definitions'
 import { queues } from '../src/jobs/queues'
 import { OutboxRelay } from '../src/jobs/relay'
 import { startWorkers } from '../src/jobs/worker'
@@ -481,6 +482,57 @@ describe('deliveries', () => {
       await call('GET', `/api/admin/webhooks/${endpoint.id}/deliveries?status=lost`, { token: admin.token }),
       400,
     )
+  })
+
+  test('successful deliveries leave their endpoint row alone unless it had failures to forget', async () => {
+    let failing = true
+    const endpoint = await subscribe(['product.created'], () => new Response(null, { status: failing ? 500 : 204 }))
+    const version = async () =>
+      (await sql`SELECT xmin::text AS version, failed_in_a_row FROM webhook_endpoints WHERE id = ${endpoint.id}`)[0]!
+    await newProduct()
+    await settled(endpoint.id, 1)
+    expect((await version()).failed_in_a_row).toBe(1)
+    failing = false
+    await newProduct()
+    await settled(endpoint.id, 2)
+    const reset = await version()
+    expect(reset.failed_in_a_row).toBe(0)
+    // Now at 0: further successes write nothing to the endpoint (no new row version, no lock).
+    await Promise.all([newProduct(), newProduct(), newProduct()])
+    const rows = await settled(endpoint.id, 5)
+    expect(rows.filter((row) => row.status === 'succeeded').length).toBe(4)
+    expect(await version()).toEqual(reset)
+  })
+
+  test('a retry by hand while the next attempt is scheduled brings it forward: one job per delivery', async () => {
+    // The first attempt is told to come back in a minute; later ones fail.
+    const endpoint = await subscribe(['product.created'], (nth) =>
+      nth === 1
+        ? new Response(null, { status: 503, headers: { 'retry-after': '60' } })
+        : new Response(null, { status: 500 }),
+    )
+    await newProduct()
+    const [delivery] = (await waitFor(async () => {
+      const rows = await deliveries(endpoint.id)
+      return rows[0]?.attempts === 1 ? rows : undefined
+    }))!
+    const queue = queues()[QUEUES.webhooks]
+    const liveJobs = async () =>
+      (await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])).filter(
+        (job) => job?.data.deliveryId === delivery!.id,
+      )
+    expect((await liveJobs()).map((job) => job.id)).toEqual([`webhook-${delivery!.id}`])
+    const retried = await call('POST', `/api/admin/webhooks/${endpoint.id}/deliveries/${delivery!.id}/retry`, {
+      token: admin.token,
+    })
+    expect(retried.status).toBe(202)
+    expect((await liveJobs()).length).toBeLessThanOrEqual(1)
+    const [row] = await settled(endpoint.id, 1)
+    // The scheduled attempt ran now, then the schedule went on: three attempts in all, not more.
+    expect(row).toMatchObject({ status: 'failed', attempts: 3, last_status_code: 500 })
+    await Bun.sleep(200)
+    expect(receiver.at(endpoint.path).length).toBe(3)
+    expect(await liveJobs()).toEqual([])
   })
 
   test('nothing is delivered for a change that rolled back', async () => {

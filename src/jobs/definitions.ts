@@ -103,6 +103,12 @@ export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.a
 /** BullMQ refuses integer-looking custom ids; the outbox id still makes a re-relay a no-op. */
 export const jobIdForOutboxRow = (outboxId: string | number) => `outbox-${outboxId}`
 
+/**
+ * A webhook delivery's job is named after the delivery, not its outbox row: however many rows
+ * ask for it (a manual retry writes one), one job per delivery is live at a time.
+ */
+export const jobIdForDelivery = (deliveryId: number) => `webhook-${deliveryId}`
+
 /** A job carrying a run of outbox rows is named by its first and last row. */
 export const jobIdForOutboxRows = (outboxIds: (string | number)[]) =>
   outboxIds.length === 1 ? jobIdForOutboxRow(outboxIds[0]!) : `outbox-${outboxIds[0]}-${outboxIds.at(-1)}`

@@ -12,7 +12,7 @@ import { markRelayed, OutboxRelay, type OutboxRow, toJobs } from './relay'
 // (the database down during every attempt). So the reconciler, a job scheduler of the worker,
 // looks at rows relayed more than RECONCILE_AFTER_SECONDS ago whose effect is not done yet:
 // their job is asked for, and a row whose job is gone or no longer live goes to BullMQ again,
-// under a new job id. The handlers are idempotent (claims before sends, conditional status
+// under a new job id (a webhook delivery under its own, once the spent job is removed). The handlers are idempotent (claims before sends, conditional status
 // changes, keyed audit rows), so a job that turns up twice does its effect once.
 
 /** Job states in which a job will still run without anyone's help. */
@@ -106,8 +106,16 @@ async function reconcileChunk(queues: Queues, afterSeconds: number, stamp: strin
     const later = rows.filter((row) => !row.finished && !completed.includes(row) && !lost.includes(row))
     await tx`UPDATE outbox SET done_at = now() WHERE id = ANY(${completed.map((row) => row.id)}::bigint[])`
     await tx`UPDATE outbox SET sent_at = now() WHERE id = ANY(${later.map((row) => row.id)}::bigint[])`
+    // A delivery keeps its one job id: its spent job makes way. Other rows' jobs get new ids.
+    for (const row of lost)
+      if (row.queue === QUEUES.webhooks && row.job_id && stateOf(row) !== 'unknown')
+        await queues[row.queue].remove(row.job_id)
     const jobs = [...Map.groupBy(lost, (row) => row.queue)].flatMap(([queue, queued]) =>
-      toJobs(queue, queued).map((job) => ({ queue, ...job, opts: { jobId: `${job.opts.jobId}-r${stamp}` } })),
+      toJobs(queue, queued).map((job) => ({
+        queue,
+        ...job,
+        opts: { jobId: queue === QUEUES.webhooks ? job.opts.jobId : `${job.opts.jobId}-r${stamp}` },
+      })),
     )
     for (const [queue, queued] of Map.groupBy(jobs, (job) => job.queue)) await queues[queue].addBulk(queued)
     await markRelayed(tx, jobs)

@@ -5,6 +5,7 @@ import { withTimeout } from '../lib/timeout'
 import {
   type AuditJob,
   type AuditPayload,
+  jobIdForDelivery,
   jobIdForOutboxRow,
   jobIdForOutboxRows,
   MAX_ROWS_PER_JOB,
@@ -12,6 +13,7 @@ import {
   type OrderConfirmationPayload,
   QUEUES,
   type QueueName,
+  type WebhookDeliveryJob,
 } from './definitions'
 import { onOutboxWritten } from './outbox'
 import type { Queues } from './queues'
@@ -42,6 +44,11 @@ export function toJobs(queue: QueueName, rows: OutboxRow[]) {
         const payload = row.payload as AuditPayload | AuditJob
         return 'entries' in payload ? payload.entries : [{ ...payload, key: jobIdForOutboxRow(row.id) }]
       }).map(({ rows: chunk, items }) => job(chunk, { entries: items }))
+    case QUEUES.webhooks:
+      return rows.map((row) => {
+        const payload = row.payload as WebhookDeliveryJob
+        return { ...job([row], payload), opts: { jobId: jobIdForDelivery(payload.deliveryId) } }
+      })
     default:
       return rows.map((row) => job([row], row.payload))
   }

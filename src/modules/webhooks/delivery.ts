@@ -193,5 +193,7 @@ async function record(
           THEN ${`The last ${config.WEBHOOK_DISABLE_AFTER} deliveries failed`}
         ELSE disabled_reason END,
       updated_at = CASE WHEN ${result.outcome} IN ('gone', 'failed') THEN now() ELSE updated_at END
-    WHERE id = ${endpointId} AND ${result.outcome} IN ('succeeded', 'failed', 'gone')`
+    WHERE id = ${endpointId} AND ${result.outcome} IN ('succeeded', 'failed', 'gone')
+      -- Success changes the endpoint only after failures: most deliveries then take no lock on it.
+      AND NOT (${result.outcome} = 'succeeded' AND failed_in_a_row = 0)`
 }

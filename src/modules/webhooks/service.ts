@@ -3,9 +3,10 @@ import { and, count, desc, eq, sql } from 'drizzle-orm'
 import { config } from '../../config'
 import { db } from '../../db/client'
 import { events, outbox, webhookDeliveries, webhookEndpoints } from '../../db/schema'
-import { JOB_NAMES, QUEUES } from '../../jobs/definitions'
+import { JOB_NAMES, jobIdForDelivery, QUEUES } from '../../jobs/definitions'
 import { outboxWritten } from '../../jobs/outbox'
-import { badRequest, conflict, notFound } from '../../lib/errors'
+import { queues } from '../../jobs/queues'
+import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
 import { resolveTarget } from '../../lib/public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
@@ -193,9 +194,26 @@ export async function listDeliveries(
   )
 }
 
-/** Attempts a delivery again (a fresh run of the retry schedule), under the same webhook-id. */
+/**
+ * Attempts a delivery again, under the same webhook-id. A delivery has one job at a time (named
+ * after it): one waiting for its next attempt is brought forward; a spent one is removed, so that
+ * the outbox row written here starts a fresh run of the retry schedule.
+ */
 export async function retryDelivery(id: number, deliveryId: number) {
   await enabledEndpoint(id)
+  const [exists] = await db
+    .select({ id: webhookDeliveries.id })
+    .from(webhookDeliveries)
+    .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, id)))
+  if (!exists) throw notFound(`Delivery ${deliveryId} of webhook ${id} not found`)
+  try {
+    const job = await queues()[QUEUES.webhooks].getJob(jobIdForDelivery(deliveryId))
+    const state = await job?.getState()
+    if (state === 'delayed') await job!.promote().catch(() => {}) // it may have started meanwhile
+    if (state === 'completed' || state === 'failed') await job!.remove()
+  } catch {
+    throw new HttpError(503, 'The job queue is unavailable, try again later')
+  }
   const found = await db.transaction(async (tx) => {
     const [row] = await tx
       .update(webhookDeliveries)
