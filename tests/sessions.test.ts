@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { setRole, upsertUser } from '../src/modules/auth/service'
 import { call, expectError, registerCustomer, sql, uniqueEmail } from './helpers'
 import { startApi, stopServices } from './processes'
+import { tcpProxy } from './tcp-proxy'
 
 afterAll(stopServices)
 
@@ -358,6 +359,61 @@ describe('across API processes', () => {
         401,
       )
     }
+  })
+
+  test('a replica cut off from Redis when it revokes a session sends the news once it is back: no replica trusts the session 5 s', async () => {
+    const prefix = `sessions-partition-${process.pid}`
+    const redisPort = Number(new URL(process.env.REDIS_URL!).port || 6379)
+    const proxy = tcpProxy(redisPort)
+    try {
+      const [a, b] = await Promise.all([
+        startApi({ QUEUE_PREFIX: prefix, REDIS_URL: `redis://127.0.0.1:${proxy.port}` }),
+        startApi({ QUEUE_PREFIX: prefix }),
+      ])
+      const email = uniqueEmail('partition')
+      await post(a.base, '/api/auth/register', { body: { email, password: PASSWORD } })
+      const other = (await (
+        await post(a.base, '/api/auth/login', { body: { email, password: PASSWORD } })
+      ).json()) as SignedIn
+      proxy.cut()
+      await Bun.sleep(200)
+      // B remembers the session from now on (for at most 5 s)...
+      expect(await meAt(b.base, other.token)).toBe(200)
+      const rememberedAt = performance.now()
+      // ...when A, which cannot reach Redis, ends it.
+      expect((await post(a.base, '/api/auth/logout', { token: other.token })).status).toBe(204)
+      proxy.heal()
+      let status = await meAt(b.base, other.token)
+      while (status === 200 && performance.now() - rememberedAt < 6_000) {
+        await Bun.sleep(20)
+        status = await meAt(b.base, other.token)
+      }
+      // The retried broadcast arrives well before B would forget the session on its own.
+      const elapsedMs = performance.now() - rememberedAt
+      expect({ status, beforeTheCacheExpires: elapsedMs < 4_000 }).toEqual({ status: 401, beforeTheCacheExpires: true })
+    } finally {
+      proxy.cut()
+    }
+  })
+
+  test('a remembered session ended with no message (a script, a lost broadcast) is refused within 5 s', async () => {
+    const b = replica(1)
+    const email = uniqueEmail('quiet')
+    const signedIn = (await (
+      await post(b.base, '/api/auth/register', { body: { email, password: PASSWORD } })
+    ).json()) as SignedIn
+    expect(await meAt(b.base, signedIn.token)).toBe(200)
+    const rememberedAt = performance.now()
+    await sql`UPDATE sessions SET revoked_at = now() WHERE user_id = ${signedIn.user.id}`
+    let status = await meAt(b.base, signedIn.token)
+    while (status === 200 && performance.now() - rememberedAt < 8_000) {
+      await Bun.sleep(50)
+      status = await meAt(b.base, signedIn.token)
+    }
+    expect({ status, withinFiveSeconds: performance.now() - rememberedAt <= 5_300 }).toEqual({
+      status: 401,
+      withinFiveSeconds: true,
+    })
   })
 
   test('no token, refresh token or password appears in any log line', async () => {

@@ -65,15 +65,36 @@ export function listening(): boolean {
   return subscribed
 }
 
-/** Sends a message to every process listening on `channel` (this one included). */
-export async function broadcast(channel: string, message: unknown) {
+/** Publishes once; false when Redis did not take the message. */
+async function publish(channel: string, message: unknown) {
   try {
     if (!(await whenRedisReady(1_000))) throw new Error('Redis is not connected')
     await redis().publish(channelName(channel), JSON.stringify(message))
+    return true
   } catch (error) {
-    // Redis is down: the other processes are not subscribed either, so they keep nothing cached.
     logger.warn({ err: error, channel }, 'could not broadcast')
+    return false
   }
+}
+
+/**
+ * Sends a message to every process listening on `channel` (this one included). A process that
+ * cannot reach Redis while the others can (a partition) tries again in the background for up to
+ * `retryForMs`: the time the listeners may otherwise act on what the message would change.
+ */
+export async function broadcast(channel: string, message: unknown, retryForMs = 0) {
+  if ((await publish(channel, message)) || !retryForMs) return
+  void (async () => {
+    const deadline = Date.now() + retryForMs
+    for (let delay = 100; Date.now() + delay < deadline; delay = Math.min(delay * 2, 1_000)) {
+      await Bun.sleep(delay)
+      if (await publish(channel, message)) {
+        logger.info({ channel }, 'broadcast sent on a retry')
+        return
+      }
+    }
+    logger.warn({ channel }, 'broadcast given up: what listeners remember expires on its own')
+  })()
 }
 
 export async function closeBroadcasts() {

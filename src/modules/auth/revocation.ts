@@ -13,8 +13,11 @@ type SessionState = { userId: number; role: Role } | 'revoked'
 // role. Customer sessions, nearly all the traffic, are remembered per process, so that check is
 // one primary-key read per TTL rather than per request; a token claiming admin always reads.
 // A revocation reaches every process's memory through a broadcast. While this process is not
-// subscribed (Redis down, reconnecting) it may miss one, so it remembers nothing until it is.
-const remembered = new LRUCache<number, SessionState>({ max: 50_000, ttl: 15_000 })
+// subscribed (Redis down, reconnecting) it may miss one, so it remembers nothing until it is;
+// and a broadcast its sender could not publish (a partition between that process and Redis) is
+// retried for as long as anyone remembers: REMEMBER_MS bounds how long a revoked session lives.
+const REMEMBER_MS = 5_000
+const remembered = new LRUCache<number, SessionState>({ max: 50_000, ttl: REMEMBER_MS })
 // Bumped by every revocation: a read that began before one must not be remembered after it.
 let generation = 0
 
@@ -62,5 +65,5 @@ export async function sessionRole(sessionId: number, userId: number, claimedRole
 export async function announceRevoked(sessionIds: number[]) {
   if (sessionIds.length === 0) return
   forget(sessionIds)
-  await broadcast(CHANNEL, sessionIds)
+  await broadcast(CHANNEL, sessionIds, REMEMBER_MS)
 }
