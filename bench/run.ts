@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import { bench } from './config'
 import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
+import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
 import { seedBenchDatabase } from './seed'
 
 type Result = {
@@ -27,6 +28,15 @@ const stopAll = () => {
   for (const child of children) child.kill('SIGKILL')
 }
 process.on('exit', stopAll)
+/** Stops the services and deletes this run's queues from Redis (also on Ctrl-C or SIGTERM). */
+async function cleanUp() {
+  stopAll()
+  await deleteBenchQueueKeys(bench.redisUrl, process.pid).catch((error) =>
+    console.error(`could not delete the bench's Redis keys: ${error}`),
+  )
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.on(signal, () => void cleanUp().then(() => process.exit(130)))
 
 function freePort() {
   const server = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
@@ -35,7 +45,8 @@ function freePort() {
   return port
 }
 
-const prefix = `bench-${process.pid}`
+const prefix = benchPrefix(process.pid)
+await deleteBenchQueueKeys(bench.redisUrl, process.pid) // runs killed outright left theirs behind
 const serviceEnv = (extra: Record<string, string> = {}) => ({
   PATH: process.env.PATH!,
   HOME: process.env.HOME ?? '/tmp',
@@ -457,5 +468,5 @@ await Bun.write(
   ),
 )
 console.log('Written to bench/results/latest.json')
-stopAll()
+await cleanUp()
 process.exit(0)

@@ -33,6 +33,9 @@ const EnvSchema = t.Object({
   // Access tokens are short-lived: a session lives on through its refresh token.
   JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '15m' }),
   REFRESH_TOKEN_TTL: t.String({ pattern: DURATION, default: '30d' }),
+  // A spent refresh token is kept this long: presented again meanwhile, it revokes its session
+  // (reuse detection); after it, it is merely unknown.
+  SPENT_REFRESH_TOKEN_RETENTION: t.String({ pattern: DURATION, default: '7d' }),
   ADMIN_EMAIL: t.Optional(t.String({ minLength: 3 })),
   ADMIN_PASSWORD: t.Optional(t.String({ minLength: 8, maxLength: 128 })),
   QUEUE_PREFIX: t.String({ minLength: 1, pattern: '^[A-Za-z0-9_:{}-]+$', default: 'order-api' }),
@@ -49,6 +52,9 @@ const EnvSchema = t.Object({
   // missing counts as lost once it is this old, and is looked for this often.
   RECONCILE_AFTER_SECONDS: t.Integer({ minimum: 1, maximum: 86_400, default: 300 }),
   RECONCILE_INTERVAL_SECONDS: t.Integer({ minimum: 1, maximum: 3_600, default: 60 }),
+  // Failed jobs stay (for operators, in Bull Board) this many days, and at most this many per queue.
+  FAILED_JOB_RETENTION_DAYS: t.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  FAILED_JOB_RETENTION_COUNT: t.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000 }),
   // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),
   MAIL_FROM: t.String({ minLength: 3, default: 'Order API <orders@example.com>' }),

@@ -204,6 +204,25 @@ describe('a reconciler pass', () => {
     await Promise.all(Object.values(queues).map((queue) => queue.obliterate({ force: true })))
   })
 
+  test('rows whose payload no job could handle count as done, and do not stop the pass', async () => {
+    const queues = queuesOn(`reconcile-malformed-${process.pid}-${Date.now()}`)
+    const malformed = await sql<{ id: string }[]>`
+      INSERT INTO outbox (queue, name, payload, sent_at) VALUES
+        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, '{"orderIds": {"not": "a list"}}', now() - interval '1 hour'),
+        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, '{"orderIds": ["x", 99999999999]}', now() - interval '1 hour'),
+        (${QUEUES.audit}, ${JOB_NAMES.audit}, '{"entries": [1, "two"]}', now() - interval '1 hour'),
+        (${QUEUES.orderNotification}, ${JOB_NAMES.orderNotification}, '{"orderId": "x", "kind": "shipped"}', now() - interval '1 hour'),
+        (${QUEUES.webhooks}, ${JOB_NAMES.webhookDelivery}, '{"deliveryId": -1}', now() - interval '1 hour')
+      RETURNING id`
+    try {
+      await reconcile(queues, 60)
+      const rows = await sql`SELECT done_at FROM outbox WHERE id IN ${sql(malformed.map((row) => row.id))}`
+      expect(rows.map((row) => row.done_at !== null)).toEqual([true, true, true, true, true])
+    } finally {
+      await sql`DELETE FROM outbox WHERE id IN ${sql(malformed.map((row) => row.id))}`
+    }
+  })
+
   test('a webhook delivery whose job is spent while it is still pending is handed over again', async () => {
     const prefix = `reconcile-spent-${process.pid}-${Date.now()}`
     const queues = queuesOn(prefix)

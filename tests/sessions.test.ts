@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { setRole, upsertUser } from '../src/modules/auth/service'
+import { deleteSpentRefreshTokens } from '../src/modules/auth/sessions'
 import { call, expectError, registerCustomer, sql, uniqueEmail } from './helpers'
 import { startApi, stopServices } from './processes'
 import { tcpProxy } from './tcp-proxy'
@@ -299,6 +300,28 @@ test('db:seed’s upsert ends the account’s sessions when it changes the passw
   await upsertUser(email, 'a-seeded-password', 'customer')
   await expectEnded(phone)
   await expectAlive(await login(email, 'a-seeded-password'))
+})
+
+test('spent refresh tokens are kept for SPENT_REFRESH_TOKEN_RETENTION (reuse detection), then deleted', async () => {
+  const email = uniqueEmail('spent')
+  const first = (await call<SignedIn>('POST', '/api/auth/register', { body: { email, password: PASSWORD } })).body
+  const second = (await refresh(first.refresh_token)).body
+  const third = (await refresh(second.refresh_token)).body
+  const hash = (token: string) => createHash('sha256').update(token).digest('hex')
+  // The first token was spent longer ago than the retention (7 days by default), the second just now.
+  await sql`UPDATE refresh_tokens SET spent_at = now() - interval '8 days' WHERE token_hash = ${hash(first.refresh_token)}`
+  expect(await deleteSpentRefreshTokens()).toBeGreaterThanOrEqual(1)
+  const left = await sql<{ token_hash: string }[]>`
+    SELECT token_hash FROM refresh_tokens WHERE token_hash IN ${sql([first, second, third].map((s) => hash(s.refresh_token)))}`
+  expect(new Set(left.map((row) => row.token_hash))).toEqual(
+    new Set([hash(second.refresh_token), hash(third.refresh_token)]),
+  )
+  // Forgotten: merely unknown, the session lives on.
+  expectError(await refresh(first.refresh_token), 401, /Invalid/)
+  expect((await me(third.token)).status).toBe(200)
+  // Within the retention a replay is still caught, and ends the session.
+  expectError(await refresh(second.refresh_token), 401, /already used/)
+  await expectEnded(third)
 })
 
 describe('across API processes', () => {

@@ -80,7 +80,12 @@ export const refreshTokens = pgTable(
     createdAt: createdAt(),
     spentAt: timestamp('spent_at', { withTimezone: true }),
   },
-  (table) => [index('refresh_tokens_session_id_idx').on(table.sessionId)],
+  (table) => [
+    index('refresh_tokens_session_id_idx').on(table.sessionId),
+    index('refresh_tokens_spent_at_idx')
+      .on(table.spentAt)
+      .where(sql`${table.spentAt} IS NOT NULL`),
+  ],
 )
 
 /**

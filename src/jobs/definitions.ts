@@ -118,8 +118,8 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   backoff: { type: 'exponential', delay: 1_000 },
   // Completed jobs stay a week, so that a late re-relay of the same id is still recognised.
   removeOnComplete: { age: 7 * 24 * 3600, count: 100_000 },
-  // Exhausted jobs stay in the failed set until an operator retries or removes them.
-  removeOnFail: false,
+  // Exhausted jobs stay in the failed set for operators (Bull Board), for a bounded time and number.
+  removeOnFail: { age: config.FAILED_JOB_RETENTION_DAYS * 24 * 3600, count: config.FAILED_JOB_RETENTION_COUNT },
 }
 
 /** The backoff strategy the worker registers for webhook deliveries (see webhooks/delivery.ts). */

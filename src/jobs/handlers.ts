@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq'
 import { config } from '../config'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
-import { deleteEndedSessions } from '../modules/auth/sessions'
+import { deleteEndedSessions, deleteSpentRefreshTokens } from '../modules/auth/sessions'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
 import { deleteOldEvents } from '../modules/webhooks/service'
 import { deleteRelayedOutboxRows } from './outbox'
@@ -213,17 +213,20 @@ export async function writeAudits(entries: AuditEntry[]) {
 export const writeAudit = (payload: AuditPayload, key: string) => writeAudits([{ ...payload, key }])
 
 /**
- * Idempotency keys past their 24 h window (ignored on read anyway), outbox rows relayed more
- * than a week ago, sessions ended more than a week ago and events older than 30 days (with their
- * webhook deliveries, once none is pending) go, so that no table grows without bound.
+ * Idempotency keys past their 24 h window (ignored on read anyway), outbox rows done more than a
+ * week ago, sessions ended more than a week ago, refresh tokens spent longer ago than
+ * SPENT_REFRESH_TOKEN_RETENTION and events older than 30 days (with their webhook deliveries,
+ * once none is pending) go, so that no table grows without bound (README: Data retention).
  */
 export async function housekeeping() {
-  const [keys, outboxRows, sessions, events] = await Promise.all([
+  const [keys, outboxRows, sessions, refreshTokens, events] = await Promise.all([
     deleteExpiredIdempotencyKeys(),
     deleteRelayedOutboxRows(),
     deleteEndedSessions(),
+    deleteSpentRefreshTokens(),
     deleteOldEvents(),
   ])
-  if (keys || outboxRows || sessions || events) logger.info({ keys, outboxRows, sessions, events }, 'housekeeping done')
-  return { keys, outboxRows, sessions, events }
+  const deleted = { keys, outboxRows, sessions, refreshTokens, events }
+  if (Object.values(deleted).some(Boolean)) logger.info(deleted, 'housekeeping done')
+  return deleted
 }

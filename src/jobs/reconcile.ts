@@ -34,25 +34,33 @@ type Candidate = OutboxRow & { job_id: string | null; finished: boolean | null }
  * - an audit: every entry's key has its row;
  * - a notification: its message was sent, or the order is gone;
  * - a webhook delivery: it is no longer pending (succeeded, failed, or deleted with its event).
+ * A payload of the wrong shape counts as done: no job can do it (its failed job says why).
  */
-const finishedSql = (o: string) => sql.unsafe(`
+const finishedSql = (o: string) => {
+  const id = (path: string) => `CASE WHEN ${path} ~ '^[0-9]{1,9}$' THEN (${path})::int END`
+  const orderIds = `coalesce(${o}.payload->'orderIds', jsonb_build_array(${o}.payload->'orderId'))`
+  return sql.unsafe(`
   CASE ${o}.queue
-    WHEN '${QUEUES.orderConfirmation}' THEN NOT EXISTS (
-      SELECT 1 FROM orders WHERE status = 'pending' AND id IN (
-        SELECT jsonb_array_elements_text(coalesce(${o}.payload->'orderIds', jsonb_build_array(${o}.payload->'orderId')))::int))
-    WHEN '${QUEUES.audit}' THEN CASE WHEN ${o}.payload ? 'entries'
-      THEN NOT EXISTS (
+    WHEN '${QUEUES.orderConfirmation}' THEN CASE WHEN jsonb_typeof(${orderIds}) <> 'array' THEN true
+      ELSE NOT EXISTS (
+        SELECT 1 FROM orders WHERE status = 'pending' AND id IN (
+          SELECT ${id('x')} FROM jsonb_array_elements_text(${orderIds}) AS x)) END
+    WHEN '${QUEUES.audit}' THEN CASE
+      WHEN jsonb_typeof(${o}.payload->'entries') = 'array' THEN NOT EXISTS (
         SELECT 1 FROM jsonb_array_elements(${o}.payload->'entries') e
-        WHERE NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = e->>'key'))
+        WHERE jsonb_typeof(e->'key') = 'string'
+          AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = e->>'key'))
       ELSE EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = 'outbox-' || ${o}.id) END
     WHEN '${QUEUES.orderNotification}' THEN
       EXISTS (
         SELECT 1 FROM notifications n WHERE n.sent_at IS NOT NULL
           AND n.dedupe_key = 'order-' || (${o}.payload->>'kind') || ':' || (${o}.payload->>'orderId'))
-      OR NOT EXISTS (SELECT 1 FROM orders WHERE id = (${o}.payload->>'orderId')::int)
+      OR NOT EXISTS (SELECT 1 FROM orders WHERE id = ${id(`${o}.payload->>'orderId'`)})
     WHEN '${QUEUES.webhooks}' THEN NOT EXISTS (
-      SELECT 1 FROM webhook_deliveries d WHERE d.id = (${o}.payload->>'deliveryId')::int AND d.status = 'pending')
+      SELECT 1 FROM webhook_deliveries d
+      WHERE d.id = ${id(`${o}.payload->>'deliveryId'`)} AND d.status = 'pending')
   END`)
+}
 
 export type ReconcileResult = Record<QueueName | 'unrelayed', number>
 

@@ -114,6 +114,18 @@ export async function listSessions(userId: number, currentSessionId: number) {
   }))
 }
 
+const SPENT_TOKEN_SECONDS = durationSeconds(config.SPENT_REFRESH_TOKEN_RETENTION)
+
+/**
+ * Spent refresh tokens go once SPENT_REFRESH_TOKEN_RETENTION has passed: an always-on client
+ * spends one every access-token lifetime, for as long as its session lives.
+ */
+export async function deleteSpentRefreshTokens(): Promise<number> {
+  const deleted = await sql`
+    DELETE FROM refresh_tokens WHERE spent_at < now() - ${SPENT_TOKEN_SECONDS} * interval '1 second'`
+  return deleted.count
+}
+
 /** Sessions that expired or were revoked over a week ago go, with their refresh tokens. */
 export async function deleteEndedSessions(): Promise<number> {
   const weekAgo = expression`now() - interval '7 days'`

@@ -1,0 +1,1 @@
+CREATE INDEX "refresh_tokens_spent_at_idx" ON "refresh_tokens" USING btree ("spent_at") WHERE "refresh_tokens"."spent_at" IS NOT NULL;
