@@ -50,6 +50,31 @@ describe('the OpenAPI document', () => {
       expect({ path, examples: bodyExample(path).length > 0 }).toEqual({ path, examples: true })
   })
 
+  test('says what requests accept: unknown fields are ignored, whichever routes have served traffic', async () => {
+    const admin = await createAdmin()
+    const product = await createProduct(admin.token, { inventory: 5, price_cents: 700 })
+    const register = await fetch(`${base}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `docs-${Date.now()}@example.com`, password: 'password123', role: 'admin', x: 1 }),
+    })
+    expect(register.status).toBe(201)
+    const { token, user } = (await register.json()) as { token: string; user: { role: string } }
+    expect(user.role).toBe('customer')
+    // A client may send a price: it is ignored, not refused.
+    const order = await fetch(`${base}/api/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ items: [{ product_id: product.id, quantity: 1, price_cents: 1 }], total_cents: 1 }),
+    })
+    expect(order.status).toBe(201)
+    expect(((await order.json()) as { total_cents: number }).total_cents).toBe(700)
+    // Those routes have now been compiled; the document must not have changed its mind.
+    const after = await (await fetch(`${base}/swagger/json`)).json()
+    expect(after).toEqual(document)
+    expect(JSON.stringify(after)).not.toContain('"additionalProperties":false')
+  })
+
   test('the committed generated types match the document (run `bun run docs:types` after changing routes)', async () => {
     expect(await generateOpenApiTypes(document)).toBe(await Bun.file(TYPES_FILE).text())
   })

@@ -3,6 +3,11 @@
  * schemas, responses without a description, array `examples` on parameters) and offers every
  * body as JSON, form data and text. This turns it into a valid OpenAPI 3.1 document (whose
  * schemas are JSON Schema, as TypeBox's are) that says what the API really accepts: JSON.
+ *
+ * Elysia also writes `additionalProperties: false` into a route's schemas when it first compiles
+ * the route (to strip unknown fields), so the document changed with the traffic and, for request
+ * bodies, said the opposite of the truth: unknown fields are accepted and ignored. No schema of
+ * ours sets it, so every such mark is dropped.
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: the plugin's document is untyped JSON, walked by key
@@ -30,9 +35,17 @@ function onlyJson(content: Json | undefined) {
   return { 'application/json': content['application/json'] }
 }
 
+function dropStrictObjects(schema: unknown) {
+  if (!schema || typeof schema !== 'object') return
+  if ((schema as Json).additionalProperties === false) delete (schema as Json).additionalProperties
+  for (const value of Object.values(schema)) dropStrictObjects(value)
+}
+
 export function normalizeOpenApi(document: Json): Json {
   const doc = structuredClone(document)
   doc.openapi = '3.1.0'
+  dropStrictObjects(doc.paths)
+  dropStrictObjects(doc.components)
   for (const operations of Object.values<Json>(doc.paths ?? {})) {
     for (const operation of Object.values<Json>(operations)) {
       if (typeof operation !== 'object' || !operation) continue
