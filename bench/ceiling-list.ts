@@ -19,7 +19,7 @@ Bun.serve({
     const url = new URL(request.url)
     const id = url.pathname.match(/^\/api\/products\/(\d+)$/)?.[1]
     if (id) {
-      const [row] = await sql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
+      const [row] = await sql`SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active, created_at, updated_at
                               FROM products WHERE id = ${Number(id)} AND deleted_at IS NULL`
       return row ? Response.json(row) : Response.json({ error: 'Not found' }, { status: 404 })
     }
@@ -30,7 +30,7 @@ Bun.serve({
       const search = searchSql`deleted_at IS NULL AND inventory > 0
         AND (name ILIKE ${`%${q}%`} OR description ILIKE ${`%${q}%`})`
       const [rows, [count]] = await Promise.all([
-        searchSql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
+        searchSql`SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active, created_at, updated_at
                   FROM products WHERE ${search}
                   ORDER BY price_cents + 0 DESC NULLS LAST, id + 0 LIMIT ${limit} OFFSET ${(page - 1) * limit}`,
         searchSql<{ total: number }[]>`SELECT count(*)::int AS total FROM products WHERE ${search}`,
@@ -44,7 +44,7 @@ Bun.serve({
       })
     }
     const [rows, [count]] = await Promise.all([
-      sql`SELECT id, name, description, price_cents, inventory, is_active, created_at, updated_at
+      sql`SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active, created_at, updated_at
           FROM products WHERE deleted_at IS NULL ORDER BY id LIMIT ${limit} OFFSET ${(page - 1) * limit}`,
       sql<{ total: number }[]>`SELECT count(*)::int AS total FROM products WHERE deleted_at IS NULL`,
     ])

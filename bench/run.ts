@@ -400,7 +400,7 @@ const apiPeakRss = Math.max(...apis.map((api) => peakRssMb(api.pid)))
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
   SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
-         (SELECT inventory FROM products WHERE id = ${seeded.hotProductId}) AS hot_left,
+         (SELECT inventory::float8 FROM products WHERE id = ${seeded.hotProductId}) AS hot_left,
          (SELECT coalesce(sum(quantity), 0)::int FROM order_items WHERE product_id = ${seeded.hotProductId}) AS hot_sold`
 await pipeline.close()
 await monitor.end()

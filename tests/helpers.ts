@@ -70,7 +70,9 @@ export async function createProduct(adminToken: string, fields: Record<string, u
 }
 
 export async function inventoryOf(productId: number): Promise<number> {
-  const [row] = await sql<{ inventory: number }[]>`SELECT inventory FROM products WHERE id = ${productId}`
+  const [row] = await sql<
+    { inventory: number }[]
+  >`SELECT inventory::float8 AS inventory FROM products WHERE id = ${productId}`
   return row!.inventory
 }
 

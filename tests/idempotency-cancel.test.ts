@@ -145,6 +145,22 @@ describe('POST /api/orders/:id/cancel', () => {
     expect(await inventoryOf(second.id)).toBe(10)
   })
 
+  test('a cancellable order always cancels, even after an admin restocked to the largest inventory', async () => {
+    const max = 2_147_483_647
+    const product = await createProduct(admin.token, { inventory: max })
+    const placed = await order(alice.token, [{ product_id: product.id, quantity: 5 }])
+    expect(placed.status).toBe(201)
+    const restocked = await call('PUT', `/api/products/${product.id}`, { token: admin.token, body: { inventory: max } })
+    expect(restocked.status).toBe(200)
+    const reply = await call('POST', `/api/orders/${placed.body.id}/cancel`, { token: alice.token })
+    expect(reply.status).toBe(200)
+    expect(await inventoryOf(product.id)).toBe(max + 5)
+    expect((await call('GET', `/api/products/${product.id}`)).body.inventory).toBe(max + 5)
+    // Above what an admin may set, orders still take from it.
+    expect((await order(alice.token, [{ product_id: product.id, quantity: 1000 }])).status).toBe(201)
+    expect(await inventoryOf(product.id)).toBe(max + 5 - 1000)
+  })
+
   test('a confirmed order can be cancelled; cancelling again → 409 with no second restock', async () => {
     const product = await createProduct(admin.token, { inventory: 10 })
     const placed = await order(alice.token, [{ product_id: product.id, quantity: 5 }])

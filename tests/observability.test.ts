@@ -5,6 +5,7 @@ import {
   createAdmin,
   createProduct,
   freePort,
+  inventoryOf,
   outboxCoverage,
   registerCustomer,
   sql,
@@ -186,8 +187,7 @@ describe('graceful shutdown of the API', () => {
     expect(stored.every((row) => row.lines === 1)).toBe(true)
     expect(await outboxCoverage(accepted)).toEqual({ confirmations: accepted.length, audits: accepted.length })
     expect(await outboxCoverage(accepted, true)).toEqual({ confirmations: 0, audits: 0 })
-    const [stock] = await sql`SELECT inventory FROM products WHERE id = ${product.id}`
-    expect(stock!.inventory).toBe(1000 - accepted.length)
+    expect(await inventoryOf(product.id)).toBe(1000 - accepted.length)
     expect(api.logs().some((line) => line.msg === 'stopped')).toBe(true)
   })
 })

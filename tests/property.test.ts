@@ -74,7 +74,7 @@ describe('inventory invariants (property-based)', () => {
 
           for (const [index, product] of products.entries()) {
             const [row] = await sql`
-              SELECT p.inventory,
+              SELECT p.inventory::float8 AS inventory,
                      coalesce((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
                                WHERE i.product_id = p.id AND o.status <> 'cancelled'), 0)::int AS held
               FROM products p WHERE p.id = ${product.id}`

@@ -109,7 +109,9 @@ export const products = pgTable(
     name: varchar('name', { length: 200 }).notNull(),
     description: text('description'),
     priceCents: integer('price_cents').notNull(),
-    inventory: integer('inventory').notNull().default(0),
+    // Wider than any inventory an admin may set (INT4): cancels and returns add units back, and a
+    // cancellable order must always cancel, however far an admin has restocked meanwhile.
+    inventory: bigint('inventory', { mode: 'number' }).notNull().default(0),
     isActive: boolean('is_active').notNull().default(true),
     // Soft delete: order lines keep pointing at the row, the API stops showing it.
     deletedAt: timestamp('deleted_at', { withTimezone: true }),

@@ -87,8 +87,9 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
   const productIds = [...new Set(toPlace.flatMap((index) => requests[index]!.productIds))].sort((a, b) => a - b)
   // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
   const [locked, reservedIds] = await Promise.all([
+    // Inventory (bigint) as a double: exact far beyond any stock, and a number in JavaScript.
     tx<(LockedProduct & { now: string })[]>`
-      SELECT id, name, price_cents, inventory, is_active, iso_time(now()) AS now
+      SELECT id, name, price_cents, inventory::float8 AS inventory, is_active, iso_time(now()) AS now
       FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
       ORDER BY id FOR UPDATE`,
     tx<{ id: number }[]>`

@@ -144,7 +144,7 @@ export async function listProducts(query: CatalogueQuery) {
  */
 export async function findProducts(ids: readonly number[]): Promise<Product[]> {
   return postgresSql<Product[]>`
-    SELECT id, name, description, price_cents, inventory, is_active,
+    SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active,
       iso_time(created_at) AS created_at, iso_time(updated_at) AS updated_at
     FROM products WHERE id = ANY(${ids as number[]}::int[]) AND deleted_at IS NULL`
 }
