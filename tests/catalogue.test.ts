@@ -370,6 +370,54 @@ describe('HTTP caching', () => {
   })
 })
 
+describe('uncached searches cost Postgres: bounded per client and in time', () => {
+  const search = (base: string, q: string, from: string, page = 1) =>
+    fetch(`${base}/api/products?q=${encodeURIComponent(q)}&page=${page}`, { headers: { 'x-forwarded-for': from } })
+
+  test('past RATE_LIMIT_SEARCH_MAX uncached searches an address gets 429 with Retry-After; cached answers and other addresses go on', async () => {
+    const { base } = await startApi({
+      RATE_LIMIT_SEARCH_MAX: '3',
+      TRUST_PROXY: 'true',
+      QUEUE_PREFIX: `search-limit-${process.pid}-${Date.now()}`,
+    })
+    const word = `${marker}lim`
+    for (let page = 1; page <= 3; page++) expect((await search(base, word, '198.51.100.7', page)).status).toBe(200)
+    const limited = await search(base, word, '198.51.100.7', 4)
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(((await limited.json()) as { error: string }).error).toMatch(/Too many searches/)
+    // The same address still gets what is cached; another address is not limited.
+    expect((await search(base, word, '198.51.100.7', 1)).status).toBe(200)
+    expect((await search(base, word, '198.51.100.8', 4)).status).toBe(200)
+  })
+
+  test('a search the database cannot answer within CATALOGUE_STATEMENT_TIMEOUT_MS gets 503 with Retry-After, never a 500 or a hang', async () => {
+    const { base } = await startApi({
+      CATALOGUE_STATEMENT_TIMEOUT_MS: '300',
+      QUEUE_PREFIX: `search-timeout-${process.pid}-${Date.now()}`,
+    })
+    const locker = await sql.reserve()
+    let replies: Response[]
+    try {
+      await locker`BEGIN`
+      await locker`LOCK TABLE products IN ACCESS EXCLUSIVE MODE`
+      // More searches than may wait for the catalogue's connections at once.
+      replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => search(base, `${marker}slow${i}`, '198.51.100.9')),
+      )
+    } finally {
+      await locker`ROLLBACK`.catch(() => {})
+      locker.release()
+    }
+    expect(replies.map((reply) => reply.status)).toEqual(Array(20).fill(503))
+    for (const reply of replies) {
+      expect(reply.headers.get('retry-after')).toBe('1')
+      expect(((await reply.json()) as { error: string }).error).toMatch(/busy/)
+    }
+    expect((await search(base, `${marker}slow0`, '198.51.100.9')).status).toBe(200)
+  })
+})
+
 describe('product change polling', () => {
   const changedIn: (ReadonlySet<number> | 'all')[] = []
   const watcher = watchProductChanges({ onChange: (changed) => changedIn.push(changed), wanted: () => true })

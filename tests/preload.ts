@@ -27,6 +27,7 @@ Object.assign(process.env, {
   LOG_PRETTY: '0',
   // In-process tests share one client address; the rate-limit tests start servers with low limits.
   RATE_LIMIT_AUTH_MAX: '1000000',
+  RATE_LIMIT_SEARCH_MAX: '1000000',
   TRUST_PROXY: 'false',
   CORS_ORIGINS: '',
   WORKER_METRICS_PORT: '0',

@@ -35,6 +35,7 @@ export function spawnService(
       LOG_LEVEL: 'warn',
       WORKER_METRICS_PORT: '0',
       RECONCILE_AFTER_SECONDS: process.env.RECONCILE_AFTER_SECONDS!,
+      RATE_LIMIT_SEARCH_MAX: process.env.RATE_LIMIT_SEARCH_MAX!,
       ...env,
     },
     stdout: options.log ? 'pipe' : 'ignore',

@@ -19,6 +19,8 @@ export const db = drizzle(sql, { schema })
 
 export type Database = typeof db
 
+export const CATALOGUE_CONNECTIONS = Math.min(4, config.DATABASE_POOL_SIZE)
+
 /**
  * For catalogue lists only: each statement is planned with its values. A generic plan (what
  * prepared statements settle on) cannot see how selective `ILIKE $1` or a price range is, and
@@ -26,8 +28,9 @@ export type Database = typeof db
  * products, against 0.5 ms planned with the pattern). Answers are cached, so a few connections do.
  */
 export const catalogueSql = postgres(config.DATABASE_URL, {
-  max: Math.min(4, config.DATABASE_POOL_SIZE),
-  connection: { plan_cache_mode: 'force_custom_plan' },
+  max: CATALOGUE_CONNECTIONS,
+  // Public, anonymous queries: none may hold a connection (or Postgres's CPU) for long.
+  connection: { plan_cache_mode: 'force_custom_plan', statement_timeout: config.CATALOGUE_STATEMENT_TIMEOUT_MS },
   onnotice: () => {},
 })
 

@@ -1,6 +1,6 @@
 import { Elysia, ValidationError } from 'elysia'
 import postgres from 'postgres'
-import { HttpError } from './errors'
+import { Busy, HttpError } from './errors'
 import { logger } from './logger'
 import { TooManyRequests } from './rate-limit'
 
@@ -79,7 +79,8 @@ export const errorHandler = new Elysia({ name: 'error-handler' }).onError(
   { as: 'global' },
   ({ code, error, set, request }) => {
     const failure = describeFailure(code, error)
-    if (error instanceof TooManyRequests) set.headers['retry-after'] = String(error.retryAfterSeconds)
+    if (error instanceof TooManyRequests || error instanceof Busy)
+      set.headers['retry-after'] = String(error.retryAfterSeconds)
     if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
     set.status = failure.status
     set.headers['content-type'] = 'application/json; charset=utf-8'

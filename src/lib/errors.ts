@@ -16,3 +16,13 @@ export const unauthorized = (message = 'Authentication required') => new HttpErr
 export const forbidden = (message = 'You are not allowed to do this') => new HttpError(403, message)
 export const notFound = (message = 'Not found') => new HttpError(404, message)
 export const conflict = (message: string) => new HttpError(409, message)
+
+/** 503 with Retry-After: the request may succeed in a moment (a dependency is saturated). */
+export class Busy extends HttpError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(503, message)
+  }
+}

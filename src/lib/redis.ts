@@ -96,7 +96,11 @@ export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
  */
 export async function warnUnlessNoEviction(connection: IORedis, source: string) {
   try {
-    const [, policy] = (await withTimeout(connection.config('GET', 'maxmemory-policy'), 5_000, 'CONFIG GET')) as string[]
+    const [, policy] = (await withTimeout(
+      connection.config('GET', 'maxmemory-policy'),
+      5_000,
+      'CONFIG GET',
+    )) as string[]
     if (policy && policy !== 'noeviction')
       logger.warn(
         { source, maxmemoryPolicy: policy },

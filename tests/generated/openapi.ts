@@ -431,7 +431,7 @@ export interface paths {
         };
         /**
          * Search and list products: filters, sort, pages
-         * @description Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and `Cache-Control: public, max-age=1`: send the ETag back in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock.
+         * @description Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and `Cache-Control: public, max-age=1`: send the ETag back in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock. Answers no cache holds count against a per-client limit (429 with Retry-After past it); a search the database cannot answer quickly gets 503 with Retry-After.
          */
         get: operations["getApiProducts"];
         put?: never;
@@ -3117,6 +3117,38 @@ export interface operations {
             };
             /** @description Invalid input */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Rate limited (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description A dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

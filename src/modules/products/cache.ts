@@ -1,6 +1,8 @@
 import DataLoader from 'dataloader'
 import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
+import { CATALOGUE_CONNECTIONS } from '../../db/client'
+import { Busy } from '../../lib/errors'
 import { catalogueCacheRequests } from '../../lib/metrics'
 import { watchProductChanges } from './changes'
 import { type CatalogueQuery, findProducts, listProducts } from './service'
@@ -104,6 +106,7 @@ function remembered<K extends string | number, A extends CachedAnswer | null>(
   kind: Kind,
   key: K,
   read: () => Promise<Read<A>>,
+  beforeRead?: () => Promise<void>,
 ): Promise<A> | A {
   const now = performance.now()
   lastAskedAt = now
@@ -113,7 +116,12 @@ function remembered<K extends string | number, A extends CachedAnswer | null>(
   const reading = fresh ? undefined : cache.reading.get(key)
   catalogueCacheRequests.inc({ kind, result: fresh || reading ? 'hit' : 'miss' })
   if (fresh) return entry.answer
-  return (reading ?? readInto(cache, key, read, now)).then((done) => done.answer)
+  if (reading) return reading.then((done) => done.answer)
+  if (!beforeRead) return readInto(cache, key, read, now).then((done) => done.answer)
+  // Another request may have started the same read while this one was admitted: share it.
+  return beforeRead().then(() =>
+    (cache.reading.get(key) ?? readInto(cache, key, read, now)).then((done) => done.answer),
+  )
 }
 
 function readInto<K extends string | number, A extends CachedAnswer | null>(
@@ -142,11 +150,35 @@ function readInto<K extends string | number, A extends CachedAnswer | null>(
   return reading
 }
 
-export const cachedPage = (query: CatalogueQuery) =>
-  remembered(pages, 'list', JSON.stringify(query), async () => {
+// Uncached searches are what an anonymous client can make expensive: each runs on the catalogue
+// pool under a statement timeout, and no more than a few wait for it at once. Past either bound
+// the request gets a quick 503 with Retry-After instead of a long wait.
+const MAX_SEARCHES_READING = 4 * CATALOGUE_CONNECTIONS
+let searchesReading = 0
+const QUERY_CANCELED = '57014'
+
+async function readPage(query: CatalogueQuery) {
+  if (searchesReading >= MAX_SEARCHES_READING) throw new Busy('The catalogue is busy, try again shortly')
+  searchesReading++
+  try {
     const { page, dependsOn } = await listProducts(query)
     return { answer: answer(page), dependsOn }
-  })
+  } catch (error) {
+    const code =
+      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
+    if (code === QUERY_CANCELED) throw new Busy('The catalogue is busy, try again shortly')
+    throw error
+  } finally {
+    searchesReading--
+  }
+}
+
+/**
+ * A catalogue page. `beforeRead` runs when the answer must be read from Postgres (neither
+ * cached nor being read): the per-client limit on uncached searches.
+ */
+export const cachedPage = (query: CatalogueQuery, beforeRead?: () => Promise<void>) =>
+  remembered(pages, 'list', JSON.stringify(query), () => readPage(query), beforeRead)
 
 /** A product's answer, or null when there is no such (undeleted) product. */
 export const cachedProduct = (id: number) =>

@@ -1,6 +1,8 @@
 import { Elysia } from 'elysia'
 import { Type as t } from '@sinclair/typebox'
+import { clientAddress } from '../../lib/client-address'
 import { CATALOGUE_CACHE_CONTROL, conditionalJson } from '../../lib/http-cache'
+import { countUncachedSearch } from '../../lib/rate-limit'
 import { errorResponses, IdParams, emptyResponse, pageOf } from '../../lib/model'
 import { authGuard } from '../auth/guard'
 import { cachedPage, cachedProduct, catalogueChanged } from './cache'
@@ -14,18 +16,28 @@ const IfNoneMatch = t.Object({
 
 export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tags: ['Products'] } })
   .use(authGuard)
-  .get('', async ({ query, request }) => conditionalJson(request, await cachedPage(catalogueQuery(query))), {
-    query: ListProductsQuery,
-    headers: IfNoneMatch,
-    response: { 200: pageOf(Product), 304: notModified, ...errorResponses(400) },
-    detail: {
-      summary: 'Search and list products: filters, sort, pages',
-      description:
-        'Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and ' +
-        `\`Cache-Control: ${CATALOGUE_CACHE_CONTROL}\`: send the ETag back ` +
-        'in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock.',
+  .get(
+    '',
+    async ({ query, request, server }) =>
+      conditionalJson(
+        request,
+        await cachedPage(catalogueQuery(query), () => countUncachedSearch(clientAddress(request, server))),
+      ),
+    {
+      query: ListProductsQuery,
+      headers: IfNoneMatch,
+      response: { 200: pageOf(Product), 304: notModified, ...errorResponses(400, 429, 503) },
+      detail: {
+        summary: 'Search and list products: filters, sort, pages',
+        description:
+          'Filters combine with AND; `total` counts the filtered set. Answers carry an ETag and ' +
+          `\`Cache-Control: ${CATALOGUE_CACHE_CONTROL}\`: send the ETag back ` +
+          'in If-None-Match to get a 304. Inventory shown may be up to 1 s old; orders always use the live stock. ' +
+          'Answers no cache holds count against a per-client limit (429 with Retry-After past it); a search ' +
+          'the database cannot answer quickly gets 503 with Retry-After.',
+      },
     },
-  })
+  )
   .get(
     '/:id',
     async ({ params, request }) => {
