@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # Bun installed by npm lands in npm's global bin, which may not be on PATH yet.
 export PATH := $(HOME)/.bun/bin:$(shell npm prefix --global 2>/dev/null)/bin:$(PATH)
 
-.PHONY: dev test bench typecheck lint
+.PHONY: dev test bench bench-search-flood typecheck lint
 
 ## dev: install what is missing, start Postgres/Redis if none answer, migrate, seed, run the API
 dev:
@@ -15,6 +15,10 @@ test:
 ## bench: the hot paths against their raw ceilings, side by side (not part of make test)
 bench:
 	@scripts/bench.sh
+
+## bench-search-flood: product pages' p99 alone and beside a flood of uncached searches
+bench-search-flood:
+	@scripts/bench.sh bench/search-flood.ts
 
 typecheck:
 	@bun run typecheck

@@ -81,7 +81,9 @@ export const errorHandler = new Elysia({ name: 'error-handler' }).onError(
     const failure = describeFailure(code, error)
     if (error instanceof TooManyRequests || error instanceof Busy)
       set.headers['retry-after'] = String(error.retryAfterSeconds)
-    if (failure.status >= 500) logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
+    // Load shed on purpose (Busy) is counted in the request metrics, not logged line by line.
+    if (failure.status >= 500 && !(error instanceof Busy))
+      logger.error({ err: error, method: request.method, url: request.url }, 'request failed')
     set.status = failure.status
     set.headers['content-type'] = 'application/json; charset=utf-8'
     if (failure.details) return { error: failure.error, details: failure.details }

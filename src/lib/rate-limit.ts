@@ -26,6 +26,10 @@ function sharedLimiter(name: string, points: number, duration: number) {
       keyPrefix: `${config.QUEUE_PREFIX}:rate-limit:${name}`,
       points,
       duration,
+      // An address over its limit is refused from memory until its window ends: a flood of
+      // refused requests costs no Redis round trips.
+      inMemoryBlockOnConsumed: points,
+      inMemoryBlockDuration: duration,
       insuranceLimiter: new RateLimiterMemory({ points, duration }),
     }))
 }

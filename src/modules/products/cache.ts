@@ -157,8 +157,10 @@ const MAX_SEARCHES_READING = 4 * CATALOGUE_CONNECTIONS
 let searchesReading = 0
 const QUERY_CANCELED = '57014'
 
+const busy = () => new Busy('The catalogue is busy, try again shortly')
+
 async function readPage(query: CatalogueQuery) {
-  if (searchesReading >= MAX_SEARCHES_READING) throw new Busy('The catalogue is busy, try again shortly')
+  if (searchesReading >= MAX_SEARCHES_READING) throw busy()
   searchesReading++
   try {
     const { page, dependsOn } = await listProducts(query)
@@ -166,7 +168,7 @@ async function readPage(query: CatalogueQuery) {
   } catch (error) {
     const code =
       (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
-    if (code === QUERY_CANCELED) throw new Busy('The catalogue is busy, try again shortly')
+    if (code === QUERY_CANCELED) throw busy()
     throw error
   } finally {
     searchesReading--
@@ -177,8 +179,18 @@ async function readPage(query: CatalogueQuery) {
  * A catalogue page. `beforeRead` runs when the answer must be read from Postgres (neither
  * cached nor being read): the per-client limit on uncached searches.
  */
-export const cachedPage = (query: CatalogueQuery, beforeRead?: () => Promise<void>) =>
-  remembered(pages, 'list', JSON.stringify(query), () => readPage(query), beforeRead)
+export const cachedPage = (query: CatalogueQuery, beforeRead: () => Promise<void> = async () => {}) =>
+  remembered(
+    pages,
+    'list',
+    JSON.stringify(query),
+    () => readPage(query),
+    () => {
+      // A full queue refuses before anything else is spent on the request.
+      if (searchesReading >= MAX_SEARCHES_READING) throw busy()
+      return beforeRead()
+    },
+  )
 
 /** A product's answer, or null when there is no such (undeleted) product. */
 export const cachedProduct = (id: number) =>
