@@ -3,7 +3,7 @@
 import { Queue } from 'bullmq'
 import { readFileSync } from 'node:fs'
 import type postgres from 'postgres'
-import { QUEUES } from '../src/jobs/definitions'
+import { QUEUES } from '../src/outbox/definitions'
 import { createProducerConnection } from '../src/lib/redis'
 
 const CLOCK_TICKS_PER_SECOND = 100 // USER_HZ on Linux (getconf CLK_TCK)

@@ -1,5 +1,5 @@
 import { Elysia } from 'elysia'
-import { registerQueueGauges } from './jobs/queue-metrics'
+import { registerQueueGauges } from './outbox/queue-metrics'
 import { connectionClose } from './lib/connection'
 import { errorHandler } from './lib/error-handler'
 import { registry } from './lib/metrics'

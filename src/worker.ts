@@ -1,7 +1,7 @@
 import { config } from './config'
 import { sql } from './db/client'
-import { createMailer } from './jobs/mailer'
-import { serveWorkerMetrics } from './jobs/metrics'
+import { createMailer } from './lib/mailer'
+import { serveWorkerMetrics } from './lib/worker-metrics'
 import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
 

@@ -1,7 +1,7 @@
 import { expect } from 'bun:test'
 import { app } from '../src/app'
 import { sql } from '../src/db/client'
-import type { Mailer, Message } from '../src/jobs/mailer'
+import type { Mailer, Message } from '../src/lib/mailer'
 import { upsertUser } from '../src/modules/auth/service'
 
 export { sql }

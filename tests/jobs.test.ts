@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { config } from '../src/config'
-import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/jobs/definitions'
+import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/outbox/definitions'
 import { confirmOrder, housekeeping, writeAudit } from '../src/jobs/handlers'
-import { deleteRelayedOutboxRows } from '../src/jobs/outbox'
-import type { Mailer, Message } from '../src/jobs/mailer'
-import { queues } from '../src/jobs/queues'
-import { OutboxRelay } from '../src/jobs/relay'
+import { deleteRelayedOutboxRows } from '../src/outbox/enqueue'
+import type { Mailer, Message } from '../src/lib/mailer'
+import { queues } from '../src/outbox/queues'
+import { OutboxRelay } from '../src/outbox/relay'
 import { startWorkers } from '../src/jobs/worker'
 import {
   call,

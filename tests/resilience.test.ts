@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import type { Subprocess } from 'bun'
 import { Queue } from 'bullmq'
-import { QUEUES } from '../src/jobs/definitions'
+import { QUEUES } from '../src/outbox/definitions'
 import { createProducerConnection } from '../src/lib/redis'
 import { countWhere, createAdmin, createProduct, freePort, outboxCoverage, sql, waitFor } from './helpers'
 import { startApi, startRedis, startWorker, stopServices } from './processes'

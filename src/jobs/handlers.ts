@@ -5,10 +5,10 @@ import { logger } from '../lib/logger'
 import { deleteEndedSessions, deleteSpentRefreshTokens } from '../modules/auth/sessions'
 import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
 import { deleteOldEvents } from '../modules/webhooks/service'
-import { deleteRelayedOutboxRows } from './outbox'
+import { deleteRelayedOutboxRows } from '../outbox/enqueue'
 import { fromStatuses } from '../modules/orders/lifecycle'
-import type { AuditEntry, AuditPayload, OrderNotificationPayload } from './definitions'
-import type { Mailer, Message } from './mailer'
+import type { AuditEntry, AuditPayload, OrderNotificationPayload } from '../outbox/definitions'
+import type { Mailer, Message } from '../lib/mailer'
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
 

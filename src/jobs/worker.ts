@@ -18,12 +18,12 @@ import {
   SCHEDULER_IDS,
   WEBHOOK_BACKOFF,
   WebhookDeliveryJob,
-} from './definitions'
-import type { Queues } from './queues'
-import { reconcile } from './reconcile'
+} from '../outbox/definitions'
+import type { Queues } from '../outbox/queues'
+import { reconcile } from '../outbox/reconcile'
 import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from './handlers'
-import { jobDuration, jobsProcessed } from './metrics'
-import type { Mailer } from './mailer'
+import { jobDuration, jobsProcessed } from '../lib/worker-metrics'
+import type { Mailer } from '../lib/mailer'
 import { createWorkerConnection, logRedisErrors, warnUnlessNoEviction } from '../lib/redis'
 import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from '../modules/webhooks/delivery'
 
@@ -36,7 +36,6 @@ export type WorkerOptions = {
   reconcileAfterSeconds?: number
   reconcileIntervalSeconds?: number
 }
-
 
 /**
  * A job's payload, checked against its schema (or, where there is one, the older single shape

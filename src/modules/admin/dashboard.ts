@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { LRUCache } from 'lru-cache'
 import { createHash } from 'node:crypto'
-import { queues } from '../../jobs/queues'
+import { queues } from '../../outbox/queues'
 import { logger } from '../../lib/logger'
 import { clientAddress } from '../../lib/client-address'
 import { countAttempt } from '../../lib/rate-limit'

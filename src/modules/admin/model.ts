@@ -1,5 +1,5 @@
 import { Type as t } from '@sinclair/typebox'
-import { QUEUE_NAMES } from '../../jobs/definitions'
+import { QUEUE_NAMES } from '../../outbox/definitions'
 
 const StateCounts = t.Object({
   waiting: t.Integer(),

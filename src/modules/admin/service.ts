@@ -1,6 +1,6 @@
 import { sql } from '../../db/client'
-import { JOB_STATES, QUEUE_NAMES, type QueueName } from '../../jobs/definitions'
-import { queues as producerQueues } from '../../jobs/queues'
+import { JOB_STATES, QUEUE_NAMES, type QueueName } from '../../outbox/definitions'
+import { queues as producerQueues } from '../../outbox/queues'
 import { HttpError } from '../../lib/errors'
 
 const redisUnavailable = () => new HttpError(503, 'Redis unavailable, try again later')

@@ -1,7 +1,7 @@
 import type { TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
-import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../jobs/definitions'
+import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../outbox/definitions'
 import { conflict, HttpError } from '../../lib/errors'
 import { productNotFound } from '../products/service'
 import type { Order } from './model'

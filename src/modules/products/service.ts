@@ -4,8 +4,9 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
 import { paged, pagination } from '../../lib/model'
-import { auditJob, type AuditAction } from '../../jobs/definitions'
-import { enqueue, outboxWritten, recordEvent } from '../../jobs/outbox'
+import { auditJob } from '../../outbox/definitions'
+import { enqueue, outboxWritten } from '../../outbox/enqueue'
+import { type AuditAction, recordEvent } from '../../outbox/events'
 import type { CreateProductBody, ListProductsQuery, Product, ProductSort, UpdateProductBody } from './model'
 
 type ProductRow = typeof products.$inferSelect

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq'
 import { Webhook as Signer } from 'standardwebhooks'
 import { config } from '../../config'
 import { sql } from '../../db/client'
-import { webhookAttempts } from '../../jobs/metrics'
+import { webhookAttempts } from '../../lib/worker-metrics'
 import { logger } from '../../lib/logger'
 import { pinnedRequest, resolveTarget } from '../../lib/public-address'
 

@@ -1,6 +1,6 @@
 import { Type as t, type Static } from '@sinclair/typebox'
 import { webhookDeliveryStatus } from '../../db/schema'
-import { CHANGES } from '../../jobs/definitions'
+import { CHANGES } from '../../outbox/events'
 import { enumOf, PaginationQuery, positiveIntegerString } from '../../lib/model'
 
 /** Every event an endpoint can subscribe to; `*` subscribes to all of them. */

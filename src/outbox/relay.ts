@@ -15,7 +15,7 @@ import {
   type QueueName,
   type WebhookDeliveryJob,
 } from './definitions'
-import { onOutboxWritten } from './outbox'
+import { onOutboxWritten } from './enqueue'
 import type { Queues } from './queues'
 
 export type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }

@@ -1,5 +1,5 @@
 import { sql, type Transaction } from '../db/client'
-import { events, outbox } from '../db/schema'
+import { outbox } from '../db/schema'
 import type { OutboxJob } from './definitions'
 
 type Listener = () => void
@@ -27,12 +27,4 @@ export async function enqueue(tx: Transaction, jobs: OutboxJob[]) {
 export async function deleteRelayedOutboxRows(days = 7): Promise<number> {
   const deleted = await sql`DELETE FROM outbox WHERE done_at < now() - make_interval(days => ${days})`
   return deleted.count
-}
-
-/**
- * Writes an event inside the caller's transaction; the database fans it out to the subscribed
- * webhook endpoints as it is written (see the `events_fan_out` trigger).
- */
-export async function recordEvent(tx: Transaction, type: string, data: object, orderId?: number) {
-  await tx.insert(events).values({ type, payload: data, orderId })
 }

@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer'
 import { config } from '../config'
-import { logger } from '../lib/logger'
+import { logger } from './logger'
 
 export type Message = { to: string; subject: string; text: string }
 

@@ -1,7 +1,7 @@
 import { Type as t, type Static } from '@sinclair/typebox'
 import type { JobsOptions } from 'bullmq'
 import { config } from '../config'
-import { enumOf } from '../lib/model'
+import { AuditAction } from './events'
 
 // Queues, job names and payloads, declared once for the producer (API) and the consumer (worker).
 
@@ -33,21 +33,6 @@ export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'
 export const OrderConfirmationPayload = t.Object({ orderId: t.Integer({ minimum: 1 }) })
 export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
-/** What can happen to an order or a product: audit actions, and the events webhooks carry. */
-export const CHANGES = [
-  'order.placed',
-  'order.confirmed',
-  'order.processing',
-  'order.shipped',
-  'order.delivered',
-  'order.cancelled',
-  'product.created',
-  'product.updated',
-  'product.deleted',
-] as const
-
-export const AuditAction = enumOf(CHANGES)
-export type AuditAction = Static<typeof AuditAction>
 export const AuditPayload = t.Object({
   actorId: t.Union([t.Integer({ minimum: 1 }), t.Null()]),
   action: AuditAction,
