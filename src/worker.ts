@@ -1,46 +1,67 @@
 import { config } from './config'
 import { sql } from './db/client'
-import { createMailer } from './lib/mailer'
-import { serveWorkerMetrics } from './lib/worker-metrics'
-import { startWorkers } from './jobs/worker'
 import { logger } from './lib/logger'
+import { createMailer, type Mailer } from './lib/mailer'
+import { serveWorkerMetrics } from './lib/worker-metrics'
+import { authHousekeeping } from './modules/auth/jobs'
+import { orderHousekeeping, orderJobs } from './modules/orders/jobs'
+import { webhookHousekeeping, webhookJobs } from './modules/webhooks/jobs'
+import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions } from './outbox/workers'
 
-const mailer = createMailer()
+// The worker process: the features' background work, composed, as src/app.ts composes routes.
 
-const running = startWorkers({ mailer })
-// A second worker on the same machine finds the port taken: it works on without /metrics.
-const metricsServer = (() => {
-  try {
-    return serveWorkerMetrics(config.WORKER_METRICS_PORT)
-  } catch (error) {
-    logger.warn(
-      { err: error, port: config.WORKER_METRICS_PORT },
-      'worker metrics port unavailable; running without /metrics',
-    )
-    return undefined
+const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...webhookHousekeeping }
+
+/** Every feature's housekeeping, once (the scheduler runs it every 10 minutes). */
+export const housekeeping = () => runHousekeeping(housekeepingTasks)
+
+/** Starts a BullMQ worker for every queue the features consume; `close()` drains them. */
+export const startWorkers = (options: { mailer: Mailer } & Omit<WorkerOptions, 'handlers' | 'housekeeping'>) =>
+  startQueueWorkers({
+    ...options,
+    handlers: [...orderJobs(options.mailer), ...webhookJobs],
+    housekeeping: housekeepingTasks,
+  })
+
+if (import.meta.main) await main()
+
+async function main() {
+  const mailer = createMailer()
+  const running = startWorkers({ mailer })
+  // A second worker on the same machine finds the port taken: it works on without /metrics.
+  const metricsServer = (() => {
+    try {
+      return serveWorkerMetrics(config.WORKER_METRICS_PORT)
+    } catch (error) {
+      logger.warn(
+        { err: error, port: config.WORKER_METRICS_PORT },
+        'worker metrics port unavailable; running without /metrics',
+      )
+      return undefined
+    }
+  })()
+  logger.info(
+    {
+      queues: running.workers.map((worker) => worker.name),
+      concurrency: config.WORKER_CONCURRENCY,
+      prefix: config.QUEUE_PREFIX,
+      mailer: mailer.transport,
+      metricsPort: metricsServer?.port,
+    },
+    'worker started',
+  )
+
+  let stopping = false
+  async function shutdown(signal: string) {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'worker stopping: finishing active jobs')
+    await running.close()
+    await metricsServer?.stop()
+    await sql.end({ timeout: 5 })
+    logger.info('worker stopped')
+    process.exit(0)
   }
-})()
-logger.info(
-  {
-    queues: running.workers.map((worker) => worker.name),
-    concurrency: config.WORKER_CONCURRENCY,
-    prefix: config.QUEUE_PREFIX,
-    mailer: mailer.transport,
-    metricsPort: metricsServer?.port,
-  },
-  'worker started',
-)
-
-let stopping = false
-async function shutdown(signal: string) {
-  if (stopping) return
-  stopping = true
-  logger.info({ signal }, 'worker stopping: finishing active jobs')
-  await running.close()
-  await metricsServer?.stop()
-  await sql.end({ timeout: 5 })
-  logger.info('worker stopped')
-  process.exit(0)
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
 }
-process.on('SIGTERM', () => void shutdown('SIGTERM'))
-process.on('SIGINT', () => void shutdown('SIGINT'))

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { config } from '../src/config'
 import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/outbox/definitions'
-import { confirmOrder, housekeeping, writeAudit } from '../src/jobs/handlers'
+import { confirmOrder, writeAudit } from '../src/modules/orders/jobs'
 import { deleteRelayedOutboxRows } from '../src/outbox/enqueue'
 import type { Mailer, Message } from '../src/lib/mailer'
 import { queues } from '../src/outbox/queues'
 import { OutboxRelay } from '../src/outbox/relay'
-import { startWorkers } from '../src/jobs/worker'
+import { housekeeping, startWorkers } from '../src/worker'
 import {
   call,
   CountingMailer,

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from 'bun:test'
-import { confirmOrders, notifyOrder } from '../src/jobs/handlers'
+import { confirmOrders, notifyOrder } from '../src/modules/orders/jobs'
 import { allowedMoves, TRANSITIONS } from '../src/modules/orders/lifecycle'
 import type { OrderStatus } from '../src/modules/orders/model'
 import {

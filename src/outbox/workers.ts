@@ -1,52 +1,77 @@
+import type { Static, TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import type { TSchema, Static } from '@sinclair/typebox'
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq'
+import { type Job, Queue, UnrecoverableError, Worker, type WorkerOptions as BullWorkerOptions } from 'bullmq'
 import { config } from '../config'
 import { logger } from '../lib/logger'
+import { createWorkerConnection, logRedisErrors, warnUnlessNoEviction } from '../lib/redis'
 import { withTimeout } from '../lib/timeout'
+import { jobDuration, jobsProcessed } from '../lib/worker-metrics'
 import {
-  AuditJob,
-  AuditPayload,
   HOUSEKEEPING_EVERY_MS,
   JOB_NAMES,
   jobOptionsFor,
-  OrderConfirmationJob,
-  OrderConfirmationPayload,
-  OrderNotificationPayload,
   QUEUE_NAMES,
   QUEUES,
+  type QueueName,
   SCHEDULER_IDS,
-  WEBHOOK_BACKOFF,
-  WebhookDeliveryJob,
-} from '../outbox/definitions'
-import type { Queues } from '../outbox/queues'
-import { reconcile } from '../outbox/reconcile'
-import { confirmOrders, housekeeping, jobError, notifyOrder, writeAudits } from './handlers'
-import { jobDuration, jobsProcessed } from '../lib/worker-metrics'
-import type { Mailer } from '../lib/mailer'
-import { createWorkerConnection, logRedisErrors, warnUnlessNoEviction } from '../lib/redis'
-import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from '../modules/webhooks/delivery'
+} from './definitions'
+import { deleteRelayedOutboxRows } from './enqueue'
+import type { Queues } from './queues'
+import { reconcile } from './reconcile'
 
-export type WorkerOptions = {
-  mailer: Mailer
-  redisUrl?: string
-  prefix?: string
-  concurrency?: number
-  lockDurationMs?: number
-  reconcileAfterSeconds?: number
-  reconcileIntervalSeconds?: number
+// The worker's plumbing: one BullMQ worker per queue, running the handlers the features give
+// it, plus the cluster-wide schedules (housekeeping and the reconciler). It knows no feature:
+// src/worker.ts composes the features' handlers and housekeeping, as src/app.ts composes routes.
+
+/** What a processor gets besides its job: the worker's producers (for follow-up jobs) and slots. */
+export type JobContext = { token: string | undefined; producers: Queues; concurrency: number }
+
+/** A feature's consumer of one queue. */
+export type QueueHandler = {
+  queue: QueueName
+  process: (job: Job, context: JobContext) => Promise<unknown>
+  /** BullMQ settings, e.g. a backoff strategy of the feature's own. */
+  settings?: BullWorkerOptions['settings']
+}
+
+/** Deletions that keep tables from growing, by name; each returns how many rows went. */
+export type HousekeepingTasks = Record<string, () => Promise<number>>
+
+/** Runs every task (and the outbox's own), logs what went, returns the counts by name. */
+export async function runHousekeeping(tasks: HousekeepingTasks) {
+  const all: HousekeepingTasks = { outboxRows: deleteRelayedOutboxRows, ...tasks }
+  const names = Object.keys(all)
+  const counts = await Promise.all(names.map((name) => all[name]!()))
+  const deleted = Object.fromEntries(names.map((name, i) => [name, counts[i]!]))
+  if (counts.some(Boolean)) logger.info(deleted, 'housekeeping done')
+  return deleted
 }
 
 /**
  * A job's payload, checked against its schema (or, where there is one, the older single shape
  * of jobs queued before an upgrade): a malformed one fails for good, never retried, and says why.
  */
-function checked<S extends TSchema, L extends TSchema = S>(job: Job, schema: S, legacy?: L): Static<S> | Static<L> {
+export function checked<S extends TSchema, L extends TSchema = S>(
+  job: Job,
+  schema: S,
+  legacy?: L,
+): Static<S> | Static<L> {
   if (Value.Check(schema, job.data) || (legacy && Value.Check(legacy, job.data))) return job.data
   const problem = Value.Errors(schema, job.data).First()
   throw new UnrecoverableError(
     `Invalid ${job.queueName} payload: ${problem?.path || '/'} ${problem?.message ?? ''}`.trim(),
   )
+}
+
+export type WorkerOptions = {
+  handlers: QueueHandler[]
+  housekeeping: HousekeepingTasks
+  redisUrl?: string
+  prefix?: string
+  concurrency?: number
+  lockDurationMs?: number
+  reconcileAfterSeconds?: number
+  reconcileIntervalSeconds?: number
 }
 
 /** Starts one BullMQ worker per queue; `close()` lets active jobs finish, then disconnects. */
@@ -62,95 +87,35 @@ export function startWorkers(options: WorkerOptions) {
     stalledInterval: lockDuration,
   }
 
-  // Producers on the worker's side: failed orders split off into jobs of their own, the
-  // schedules, and the reconciler's hand-overs.
+  // Producers on the worker's side: follow-up jobs of the handlers, the schedules, and the
+  // reconciler's hand-overs.
   const producers = Object.fromEntries(
     QUEUE_NAMES.map((name) => [
       name,
       new Queue(name, { connection, prefix: common.prefix, defaultJobOptions: jobOptionsFor(name) }),
     ]),
   ) as Queues
-  const confirmationQueue = producers[QUEUES.orderConfirmation]
-  const auditQueue = producers[QUEUES.audit]
   const housekeepingQueue = producers[QUEUES.housekeeping]
   const reconcileAfterSeconds = options.reconcileAfterSeconds ?? config.RECONCILE_AFTER_SECONDS
   const reconcileEveryMs = (options.reconcileIntervalSeconds ?? config.RECONCILE_INTERVAL_SECONDS) * 1000
 
-  /**
-   * A batch job whose orders partly failed: the failed ones go on as jobs of their own (retried,
-   * and visible to operators, one order at a time) and the batch is done. A one-order job fails
-   * as itself, so that BullMQ retries it.
-   */
-  async function confirmationBatch(job: Job) {
-    const data = checked(job, OrderConfirmationJob, OrderConfirmationPayload)
-    const orderIds = 'orderIds' in data ? data.orderIds : [data.orderId]
-    const { failures } = await confirmOrders(orderIds, options.mailer)
-    if (!failures.length) return
-    if (orderIds.length === 1) throw jobError(failures[0]!)
-    logger.warn({ jobId: job.id, orders: failures.map((f) => f.orderId) }, 'confirmations split off for retry')
-    await confirmationQueue.addBulk(
-      failures.map((failure) => ({
-        name: JOB_NAMES.orderConfirmation,
-        data: { orderIds: [failure.orderId] },
-        opts: { jobId: `${job.id}-order-${failure.orderId}` },
-      })),
-    )
-  }
-
-  /** Audit entries in one statement; when it fails, each entry is retried as a job of its own. */
-  async function auditBatch(job: Job) {
-    const data = checked(job, AuditJob, AuditPayload)
-    const entries = 'entries' in data ? data.entries : [{ ...data, key: job.id! }]
-    try {
-      await writeAudits(entries)
-    } catch (error) {
-      if (entries.length === 1) throw error
-      logger.warn({ err: error, jobId: job.id }, 'audit entries split off for retry')
-      await auditQueue.addBulk(
-        entries.map((entry) => ({
-          name: JOB_NAMES.audit,
-          data: { entries: [entry] },
-          opts: { jobId: `${job.id}-${entry.key}` },
-        })),
-      )
-    }
-  }
-
-  /**
-   * One attempt of a webhook delivery. An endpoint already at its concurrency in this process
-   * puts the job back for a moment, freeing the slot for other endpoints' deliveries.
-   */
-  const perEndpoint = endpointConcurrency(common.concurrency)
-  async function webhookDelivery(job: Job, token?: string) {
-    const { deliveryId } = checked(job, WebhookDeliveryJob)
-    const attempt = { number: job.attemptsMade + 1, last: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }
-    if ((await deliverWebhook(deliveryId, attempt, perEndpoint)) === 'busy') {
-      await job.moveToDelayed(Date.now() + 250 + Math.random() * 250, token)
-      throw new DelayedError()
-    }
-  }
-
   const workers = [
-    new Worker(QUEUES.orderConfirmation, confirmationBatch, common),
-    new Worker(QUEUES.audit, auditBatch, common),
-    new Worker(
-      QUEUES.orderNotification,
-      (job) => notifyOrder(checked(job, OrderNotificationPayload), options.mailer),
-      common,
+    ...options.handlers.map(
+      (handler) =>
+        new Worker(
+          handler.queue,
+          (job, token) => handler.process(job, { token, producers, concurrency: common.concurrency }),
+          { ...common, ...(handler.settings ? { settings: handler.settings } : {}) },
+        ),
     ),
     new Worker(
       QUEUES.housekeeping,
-      (job) => (job.name === JOB_NAMES.reconcile ? reconcile(producers, reconcileAfterSeconds) : housekeeping()),
+      (job) =>
+        job.name === JOB_NAMES.reconcile
+          ? reconcile(producers, reconcileAfterSeconds)
+          : runHousekeeping(options.housekeeping),
       { ...common, concurrency: 1 },
     ),
-    // Its own worker and slots: a slow or dead endpoint never holds up confirmations or audits.
-    new Worker(QUEUES.webhooks, webhookDelivery, {
-      ...common,
-      settings: {
-        backoffStrategy: (attemptsMade: number, type?: string, error?: Error) =>
-          type === WEBHOOK_BACKOFF && error instanceof RetryLater ? error.delayMs : backoffMs(attemptsMade),
-      },
-    }),
   ]
   // Upserted by every worker under one id each: one schedule for the whole cluster, shown in Bull
   // Board. Redis may lose them with the rest of its data: each worker looks every period and

@@ -1,14 +1,24 @@
-import { UnrecoverableError } from 'bullmq'
-import { config } from '../config'
-import { sql } from '../db/client'
-import { logger } from '../lib/logger'
-import { deleteEndedSessions, deleteSpentRefreshTokens } from '../modules/auth/sessions'
-import { deleteExpiredIdempotencyKeys } from '../modules/orders/place'
-import { deleteOldEvents } from '../modules/webhooks/service'
-import { deleteRelayedOutboxRows } from '../outbox/enqueue'
-import { fromStatuses } from '../modules/orders/lifecycle'
-import type { AuditEntry, AuditPayload, OrderNotificationPayload } from '../outbox/definitions'
-import type { Mailer, Message } from '../lib/mailer'
+import { type Job, UnrecoverableError } from 'bullmq'
+import { config } from '../../config'
+import { sql } from '../../db/client'
+import { logger } from '../../lib/logger'
+import type { Mailer, Message } from '../../lib/mailer'
+import {
+  type AuditEntry,
+  AuditJob,
+  AuditPayload,
+  JOB_NAMES,
+  OrderConfirmationJob,
+  OrderConfirmationPayload,
+  OrderNotificationPayload,
+  QUEUES,
+} from '../../outbox/definitions'
+import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
+import { fromStatuses } from './lifecycle'
+import { deleteExpiredIdempotencyKeys } from './place'
+
+// The orders' background work, run by the worker: confirmations (a message, then pending →
+// confirmed), shipped and delivered messages, and the audit log.
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
 
@@ -213,20 +223,51 @@ export async function writeAudits(entries: AuditEntry[]) {
 export const writeAudit = (payload: AuditPayload, key: string) => writeAudits([{ ...payload, key }])
 
 /**
- * Idempotency keys past their 24 h window (ignored on read anyway), outbox rows done more than a
- * week ago, sessions ended more than a week ago, refresh tokens spent longer ago than
- * SPENT_REFRESH_TOKEN_RETENTION and events older than 30 days (with their webhook deliveries,
- * once none is pending) go, so that no table grows without bound (README: Data retention).
+ * A batch job whose orders partly failed: the failed ones go on as jobs of their own (retried,
+ * and visible to operators, one order at a time) and the batch is done. A one-order job fails
+ * as itself, so that BullMQ retries it.
  */
-export async function housekeeping() {
-  const [keys, outboxRows, sessions, refreshTokens, events] = await Promise.all([
-    deleteExpiredIdempotencyKeys(),
-    deleteRelayedOutboxRows(),
-    deleteEndedSessions(),
-    deleteSpentRefreshTokens(),
-    deleteOldEvents(),
-  ])
-  const deleted = { keys, outboxRows, sessions, refreshTokens, events }
-  if (Object.values(deleted).some(Boolean)) logger.info(deleted, 'housekeeping done')
-  return deleted
+async function confirmationBatch(job: Job, { producers }: JobContext, mailer: Mailer) {
+  const data = checked(job, OrderConfirmationJob, OrderConfirmationPayload)
+  const orderIds = 'orderIds' in data ? data.orderIds : [data.orderId]
+  const { failures } = await confirmOrders(orderIds, mailer)
+  if (!failures.length) return
+  if (orderIds.length === 1) throw jobError(failures[0]!)
+  logger.warn({ jobId: job.id, orders: failures.map((f) => f.orderId) }, 'confirmations split off for retry')
+  await producers[QUEUES.orderConfirmation].addBulk(
+    failures.map((failure) => ({
+      name: JOB_NAMES.orderConfirmation,
+      data: { orderIds: [failure.orderId] },
+      opts: { jobId: `${job.id}-order-${failure.orderId}` },
+    })),
+  )
 }
+
+/** Audit entries in one statement; when it fails, each entry is retried as a job of its own. */
+async function auditBatch(job: Job, { producers }: JobContext) {
+  const data = checked(job, AuditJob, AuditPayload)
+  const entries = 'entries' in data ? data.entries : [{ ...data, key: job.id! }]
+  try {
+    await writeAudits(entries)
+  } catch (error) {
+    if (entries.length === 1) throw error
+    logger.warn({ err: error, jobId: job.id }, 'audit entries split off for retry')
+    await producers[QUEUES.audit].addBulk(
+      entries.map((entry) => ({
+        name: JOB_NAMES.audit,
+        data: { entries: [entry] },
+        opts: { jobId: `${job.id}-${entry.key}` },
+      })),
+    )
+  }
+}
+
+/** The queues the orders consume. */
+export const orderJobs = (mailer: Mailer): QueueHandler[] => [
+  { queue: QUEUES.orderConfirmation, process: (job, context) => confirmationBatch(job, context, mailer) },
+  { queue: QUEUES.audit, process: auditBatch },
+  { queue: QUEUES.orderNotification, process: (job) => notifyOrder(checked(job, OrderNotificationPayload), mailer) },
+]
+
+/** Idempotency keys past their 24 h window (ignored on read anyway). */
+export const orderHousekeeping: HousekeepingTasks = { keys: deleteExpiredIdempotencyKeys }
