@@ -58,6 +58,8 @@ const serviceEnv = (extra: Record<string, string> = {}) => ({
   JWT_SECRET: bench.jwtSecret,
   QUEUE_PREFIX: prefix,
   RATE_LIMIT_AUTH_MAX: '1000000',
+  // Every simulated shopper shares one address here.
+  RATE_LIMIT_SEARCH_MAX: '1000000',
   ...extra,
 })
 

@@ -62,7 +62,7 @@ const EnvSchema = t.Object({
   RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 100 }),
   RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
   // Catalogue reads no cached answer could serve, per client address per window (all replicas).
-  RATE_LIMIT_SEARCH_MAX: t.Integer({ minimum: 1, default: 120 }),
+  RATE_LIMIT_SEARCH_MAX: t.Integer({ minimum: 1, default: 600 }),
   RATE_LIMIT_SEARCH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
   // The longest a public catalogue query may run; past it the request gets 503 and Retry-After.
   CATALOGUE_STATEMENT_TIMEOUT_MS: t.Integer({ minimum: 10, maximum: 600_000, default: 2_000 }),

@@ -386,8 +386,13 @@ describe('uncached searches cost Postgres: bounded per client and in time', () =
     expect(limited.status).toBe(429)
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
     expect(((await limited.json()) as { error: string }).error).toMatch(/Too many searches/)
-    // The same address still gets what is cached; another address is not limited.
+    // The same address still gets what is cached and plain lists (served by indexes); another
+    // address is not limited.
     expect((await search(base, word, '198.51.100.7', 1)).status).toBe(200)
+    const plain = await fetch(`${base}/api/products?page=7&sort=-price_cents`, {
+      headers: { 'x-forwarded-for': '198.51.100.7' },
+    })
+    expect(plain.status).toBe(200)
     expect((await search(base, word, '198.51.100.8', 4)).status).toBe(200)
   })
 

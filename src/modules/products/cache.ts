@@ -179,7 +179,7 @@ async function readPage(query: CatalogueQuery) {
  * A catalogue page. `beforeRead` runs when the answer must be read from Postgres (neither
  * cached nor being read): the per-client limit on uncached searches.
  */
-export const cachedPage = (query: CatalogueQuery, beforeRead: () => Promise<void> = async () => {}) =>
+export const cachedPage = (query: CatalogueQuery, beforeRead: (() => Promise<void>) | undefined) =>
   remembered(
     pages,
     'list',
@@ -188,7 +188,7 @@ export const cachedPage = (query: CatalogueQuery, beforeRead: () => Promise<void
     () => {
       // A full queue refuses before anything else is spent on the request.
       if (searchesReading >= MAX_SEARCHES_READING) throw busy()
-      return beforeRead()
+      return beforeRead?.() ?? Promise.resolve()
     },
   )
 
