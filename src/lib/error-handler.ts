@@ -40,6 +40,15 @@ function describeValidation(error: ValidationError): Failure {
   return { status: 400, error: error_, details }
 }
 
+/** Drizzle wraps driver errors (DrizzleQueryError); the Postgres error is then its cause. */
+const driverError = (error: unknown) =>
+  !(error instanceof postgres.PostgresError) && error instanceof Error && error.cause instanceof postgres.PostgresError
+    ? error.cause
+    : error
+
+/** The Postgres (or connection) error code of a failed query, through Drizzle's wrapper. */
+export const postgresErrorCode = (error: unknown) => (driverError(error) as { code?: string } | null)?.code
+
 /** Maps every failure to the contract's status code and a `{"error": ...}` body. */
 export function describeFailure(code: string | number, error: unknown): Failure {
   if (error instanceof HttpError) return { status: error.status, error: error.message, extra: error.extra }
@@ -56,13 +65,7 @@ export function describeFailure(code: string | number, error: unknown): Failure 
     case 'INVALID_FILE_TYPE':
       return { status: 400, error: 'Invalid request' }
   }
-  // Drizzle wraps driver errors (DrizzleQueryError); the Postgres error is its cause.
-  if (
-    !(error instanceof postgres.PostgresError) &&
-    error instanceof Error &&
-    error.cause instanceof postgres.PostgresError
-  )
-    error = error.cause
+  error = driverError(error)
   const pgCode = (error as { code?: string } | null)?.code
   if (pgCode && DATABASE_UNAVAILABLE.has(pgCode)) return { status: 503, error: 'Database unavailable, try again later' }
   if (error instanceof postgres.PostgresError) {

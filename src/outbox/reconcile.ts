@@ -12,8 +12,9 @@ import { markRelayed, OutboxRelay, type OutboxRow, toJobs } from './relay'
 // (the database down during every attempt). So the reconciler, a job scheduler of the worker,
 // looks at rows relayed more than RECONCILE_AFTER_SECONDS ago whose effect is not done yet:
 // their job is asked for, and a row whose job is gone or no longer live goes to BullMQ again,
-// under a new job id (a webhook delivery under its own, once the spent job is removed). The handlers are idempotent (claims before sends, conditional status
-// changes, keyed audit rows), so a job that turns up twice does its effect once.
+// under a new job id (a webhook delivery under its own, once the spent job is removed). The
+// handlers are idempotent (claims before sends, conditional status changes, keyed audit rows),
+// so a job that turns up twice does its effect once.
 
 /** Job states in which a job will still run without anyone's help. */
 const LIVE: ReadonlySet<JobState | 'unknown'> = new Set([

@@ -2,6 +2,7 @@ import DataLoader from 'dataloader'
 import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
 import { CATALOGUE_CONNECTIONS } from '../../db/client'
+import { postgresErrorCode } from '../../lib/error-handler'
 import { Busy } from '../../lib/errors'
 import { catalogueCacheRequests } from '../../lib/metrics'
 import { watchProductChanges } from './changes'
@@ -166,9 +167,7 @@ async function readPage(query: CatalogueQuery) {
     const { page, dependsOn } = await listProducts(query)
     return { answer: answer(page), dependsOn }
   } catch (error) {
-    const code =
-      (error as { code?: string; cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code
-    if (code === QUERY_CANCELED) throw busy()
+    if (postgresErrorCode(error) === QUERY_CANCELED) throw busy()
     throw error
   } finally {
     searchesReading--
