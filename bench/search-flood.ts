@@ -1,8 +1,9 @@
 // make bench-search-flood: 100 000 products; a product-page client's p99 alone and beside 64
-// connections of uncached short searches, alternately in one run. Twice: the flood from one
-// address (the per-address limit answers it), and from many addresses (the statement timeout
-// and the catalogue's queue bound it). The product-page client has BENCH_GET_CONNECTIONS
-// connections (64: as many as the flood). Not a test: nothing asserts a time.
+// connections of uncached short searches, alternately in one run (BENCH_ROUNDS rounds, 3).
+// Twice: the flood from one address (the per-address limit answers it), and from many
+// addresses (the search lane, its queue bound and the timeout answer it). The product-page
+// client has BENCH_GET_CONNECTIONS connections (64: as many as the flood). Not a test: nothing
+// asserts a time.
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bench } from './config'
@@ -53,7 +54,7 @@ async function scenario(name: string, floodAddresses: boolean) {
         floodConnections: 64,
         floodAddresses,
         duration: Number(process.env.BENCH_DURATION ?? 10),
-        rounds: 2,
+        rounds: Number(process.env.BENCH_ROUNDS ?? 3),
       }),
     )
     const load = Bun.spawn(['node', 'bench/search-flood.mjs', file], { cwd: root, stdout: 'pipe', stderr: 'inherit' })
@@ -62,14 +63,19 @@ async function scenario(name: string, floodAddresses: boolean) {
       .split('\n')
       .map((line) => JSON.parse(line))
     console.log(`\n${name}`)
-    console.log('round  phase                   get p50  get p99   get/s  flood/s  flood statuses')
-    for (const line of lines)
+    console.log('round  phase                   get p50  get p99   get/s  flood/s  p99 ratio  flood statuses')
+    const alone = new Map(lines.filter((line) => line.phase === 'get alone').map((line) => [line.round, line.get.p99]))
+    const ratios: number[] = []
+    for (const line of lines) {
+      const ratio = line.flood ? line.get.p99 / alone.get(line.round) : undefined
+      if (ratio !== undefined) ratios.push(ratio)
       console.log(
-        `${String(line.round).padEnd(6)} ${line.phase.padEnd(22)} ${String(line.get.p50).padStart(7)} ${String(line.get.p99).padStart(8)} ${String(line.get.requestsPerSecond).padStart(7)} ${String(line.flood?.requestsPerSecond ?? '').padStart(8)}  ${line.flood ? JSON.stringify(line.flood.statuses) : ''}`,
+        `${String(line.round).padEnd(6)} ${line.phase.padEnd(22)} ${String(line.get.p50).padStart(7)} ${String(line.get.p99).padStart(8)} ${String(line.get.requestsPerSecond).padStart(7)} ${String(line.flood?.requestsPerSecond ?? '').padStart(8)} ${ratio === undefined ? '         ' : `${ratio.toFixed(2)}×`.padStart(9)}  ${line.flood ? JSON.stringify(line.flood.statuses) : ''}`,
       )
+    }
     const p99 = (phase: string) => Math.max(...lines.filter((line) => line.phase === phase).map((line) => line.get.p99))
     console.log(
-      `worst get p99 beside the flood / alone: ${(p99('get beside the flood') / p99('get alone')).toFixed(2)}×`,
+      `get p99 beside the flood / alone: worst round ${Math.max(...ratios).toFixed(2)}×; worst beside / worst alone ${(p99('get beside the flood') / p99('get alone')).toFixed(2)}×`,
     )
   } finally {
     api.kill('SIGTERM')

@@ -11,6 +11,7 @@ import {
 } from './helpers'
 import { startApi, stopServices } from './processes'
 import { watchProductChanges } from '../src/modules/products/changes'
+import { searchLane } from '../src/modules/products/search-lane'
 
 // Every query is scoped to this run's products by a marker word in their names, since other
 // files' products share the table.
@@ -396,6 +397,31 @@ describe('uncached searches cost Postgres: bounded per client and in time', () =
     expect((await search(base, word, '198.51.100.8', 4)).status).toBe(200)
   })
 
+  test('a search matching few products is read once: its other pages and stock filters are made in memory', async () => {
+    const { base } = await startApi({
+      CATALOGUE_STATEMENT_TIMEOUT_MS: '300',
+      QUEUE_PREFIX: `search-pages-${process.pid}-${Date.now()}`,
+    })
+    const word = `${marker}few`
+    for (const inventory of [0, 3, 5])
+      await createProduct(admin.token, { name: `${word} ${inventory}`, inventory, price_cents: 100 })
+    expect((await search(base, word, '198.51.100.10')).status).toBe(200)
+    const locker = await sql.reserve()
+    try {
+      await locker`BEGIN`
+      await locker`LOCK TABLE products IN ACCESS EXCLUSIVE MODE`
+      // Postgres answers nothing now: these come from the matches read above.
+      const second = await fetch(`${base}/api/products?q=${word}&limit=2&page=2`)
+      expect(second.status).toBe(200)
+      expect(await second.json()).toMatchObject({ total: 3, total_pages: 2, data: [{ name: `${word} 5` }] })
+      const inStock = await fetch(`${base}/api/products?q=${word}&in_stock=true`)
+      expect(await inStock.json()).toMatchObject({ total: 2 })
+    } finally {
+      await locker`ROLLBACK`.catch(() => {})
+      locker.release()
+    }
+  })
+
   test('a search the database cannot answer within CATALOGUE_STATEMENT_TIMEOUT_MS gets 503 with Retry-After, never a 500 or a hang', async () => {
     const { base } = await startApi({
       CATALOGUE_STATEMENT_TIMEOUT_MS: '300',
@@ -420,6 +446,47 @@ describe('uncached searches cost Postgres: bounded per client and in time', () =
       expect(((await reply.json()) as { error: string }).error).toMatch(/busy/)
     }
     expect((await search(base, `${marker}slow0`, '198.51.100.9')).status).toBe(200)
+  })
+})
+
+describe('the search lane', () => {
+  const refuse = () => new Error('refused')
+  const pause = (ms: number) => Bun.sleep(ms)
+
+  test('searches take turns, and after each the lane rests as long as it took', async () => {
+    const lane = searchLane({ maxWaiting: 16, patienceMs: 10_000, refuse })
+    const spans: { began: number; ended: number }[] = []
+    let running = 0
+    let mostAtOnce = 0
+    const search = async () => {
+      mostAtOnce = Math.max(mostAtOnce, ++running)
+      const began = performance.now()
+      await pause(40)
+      spans.push({ began, ended: performance.now() })
+      running--
+    }
+    await Promise.all(Array.from({ length: 4 }, () => lane.take(search)))
+    expect(mostAtOnce).toBe(1)
+    for (let i = 1; i < spans.length; i++) {
+      const before = spans[i - 1]!
+      expect(spans[i]!.began - before.ended).toBeGreaterThanOrEqual(before.ended - before.began - 1)
+    }
+  })
+
+  test('past maxWaiting a search is refused at once; one whose turn comes after patienceMs is never run', async () => {
+    const lane = searchLane({ maxWaiting: 2, patienceMs: 50, refuse })
+    const ran: number[] = []
+    const outcomes = await Promise.allSettled(
+      [0, 1, 2].map((n) =>
+        lane.take(async () => {
+          ran.push(n)
+          await pause(100)
+        }),
+      ),
+    )
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'rejected'])
+    expect(ran).toEqual([0])
+    expect(lane.full()).toBe(false)
   })
 })
 

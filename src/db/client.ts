@@ -21,23 +21,30 @@ export type Database = typeof db
 
 export const CATALOGUE_CONNECTIONS = Math.min(4, config.DATABASE_POOL_SIZE)
 
-/**
- * For catalogue lists only: each statement is planned with its values. A generic plan (what
- * prepared statements settle on) cannot see how selective `ILIKE $1` or a price range is, and
- * for a search sorted by price it walks the price index over the whole table (20 ms on 100 000
- * products, against 0.5 ms planned with the pattern). Answers are cached, so a few connections do.
- */
-export const catalogueSql = postgres(config.DATABASE_URL, {
-  max: CATALOGUE_CONNECTIONS,
-  // Public, anonymous queries: none may hold a connection (or Postgres's CPU) for long.
+// Catalogue reads are public and anonymous: none may hold a connection (or Postgres's CPU) for
+// long. Each statement is planned with its values: a generic plan (what prepared statements
+// settle on) cannot see how selective `ILIKE $1` or a price range is, and for a search sorted by
+// price it walks the price index over the whole table (20 ms on 100 000 products, against 0.5 ms
+// planned with the pattern). Answers are cached, so a few connections do.
+const catalogueOptions = {
   connection: { plan_cache_mode: 'force_custom_plan', statement_timeout: config.CATALOGUE_STATEMENT_TIMEOUT_MS },
   onnotice: () => {},
-})
+}
 
+/** For plain catalogue lists (no `q`): index-served. */
+export const catalogueSql = postgres(config.DATABASE_URL, { ...catalogueOptions, max: CATALOGUE_CONNECTIONS })
 export const catalogueDb = drizzle(catalogueSql, { schema })
 
-/** Closes both pools (API shutdown). */
-export const closeDatabase = () => Promise.all([sql.end({ timeout: 5 }), catalogueSql.end({ timeout: 5 })])
+/**
+ * For searches, one connection: a `q` of one or two characters cannot use the trigram indexes
+ * and scans the table, so whatever a flood of them sends, they use at most one Postgres core per
+ * API process; the rest wait their turn (a bounded queue, see products/cache.ts).
+ */
+export const searchSql = postgres(config.DATABASE_URL, { ...catalogueOptions, max: 1 })
+export const searchDb = drizzle(searchSql, { schema })
+
+/** Closes the pools (API shutdown). */
+export const closeDatabase = () => Promise.all([sql, catalogueSql, searchSql].map((pool) => pool.end({ timeout: 5 })))
 
 /** A Drizzle transaction, for helpers that must write inside the caller's transaction. */
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0]

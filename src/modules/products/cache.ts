@@ -1,12 +1,16 @@
 import DataLoader from 'dataloader'
 import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
-import { CATALOGUE_CONNECTIONS } from '../../db/client'
 import { postgresErrorCode } from '../../lib/error-handler'
 import { Busy } from '../../lib/errors'
 import { catalogueCacheRequests } from '../../lib/metrics'
+import { paged } from '../../lib/model'
+import { withTimeout } from '../../lib/timeout'
+import { config } from '../../config'
 import { watchProductChanges } from './changes'
-import { type CatalogueQuery, findProducts, listProducts } from './service'
+import { searchLane } from './search-lane'
+import type { Product } from './model'
+import { type CatalogueQuery, countProducts, findProducts, pageOfMatches, productPage, searchMatches } from './service'
 
 // Catalogue answers (product pages and products), kept in memory as the JSON sent and its ETag.
 //
@@ -27,13 +31,15 @@ import { type CatalogueQuery, findProducts, listProducts } from './service'
 export type CachedAnswer = { body: string; etag: string }
 
 type Kind = 'list' | 'get'
-type Read<A> = { answer: A; dependsOn: readonly number[] | undefined }
-type Entry<A> = Read<A> & {
+type Age = {
   /** When its read began (performance.now()). */
   readAt: number
   /** Polls completed when its read began; -1 when no poll can vouch for it. */
   pollsBefore: number
 }
+/** What a read brings; an answer made from earlier reads is as old as the oldest of them. */
+type Read<A> = { answer: A; dependsOn: readonly number[] | undefined; age?: Age }
+type Entry<A> = Read<A> & Age
 
 const FRESH_FOR_MS = 1_000
 const CHANNEL = 'catalogue:changed'
@@ -47,25 +53,31 @@ const changes = watchProductChanges({
 /** API shutdown: no more polls. */
 export const stopWatchingProducts = () => changes.stop()
 
-/** Answers sized in bytes; one nobody asked for in a minute leaves. */
-function answers<K extends string | number, A extends CachedAnswer | null>(megabytes: number) {
+/** Answers sized in bytes (`bytes` of the answer); one nobody asked for in a minute leaves. */
+function answers<K extends string | number, A>(megabytes: number, bytes: (answer: A) => number) {
   return {
     kept: new LRUCache<K, Entry<A>>({
       maxSize: megabytes * 2 ** 20,
-      sizeCalculation: (entry) => 100 + (entry.answer?.body.length ?? 0) + 4 * (entry.dependsOn?.length ?? 0),
+      sizeCalculation: (entry) => 100 + bytes(entry.answer) + 4 * (entry.dependsOn?.length ?? 0),
       ttl: 60_000,
       updateAgeOnGet: true,
     }),
-    reading: new Map<K, Promise<Read<A>>>(),
+    reading: new Map<K, Promise<Entry<A>>>(),
   }
 }
+type Answers<K extends string | number, A> = ReturnType<typeof answers<K, A>>
+const bodyBytes = (answer: CachedAnswer | null) => answer?.body.length ?? 0
 // 64 MB hold ~200 000 typical products; searches are pages of 10 to 50 of them.
-const pages = answers<string, CachedAnswer>(32)
-const items = answers<number, CachedAnswer | null>(64)
+const pages = answers<string, CachedAnswer>(32, bodyBytes)
+const items = answers<number, CachedAnswer | null>(64, bodyBytes)
+// What pages are made of: a search's matches when few (each page of it is then made in memory),
+// and the totals of filtered sets (the same for all their pages).
+const matchSets = answers<string, readonly Product[] | undefined>(8, (matches) => 400 * (matches?.length ?? 0))
+const totals = answers<string, number>(1, () => 0)
 
 // Reads in flight are forgotten too, so that what they bring is not kept.
 function forgetAll() {
-  for (const cache of [pages, items]) {
+  for (const cache of [pages, items, matchSets, totals]) {
     cache.kept.clear()
     cache.reading.clear()
   }
@@ -74,8 +86,10 @@ listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
 
 function forgetProducts(ids: ReadonlySet<number>) {
   stockChanged(ids)
-  const stale = [...pages.kept.entries()].filter(([, entry]) => entry.dependsOn?.some((id) => ids.has(id)))
-  for (const [key] of stale) pages.kept.delete(key)
+  for (const cache of [pages, matchSets]) {
+    const stale = [...cache.kept.entries()].filter(([, entry]) => entry.dependsOn?.some((id) => ids.has(id)))
+    for (const [key] of stale) cache.kept.delete(key)
+  }
   // Pages being read are checked when they arrive (changedAfter).
 }
 
@@ -102,98 +116,141 @@ const answer = (value: unknown): CachedAnswer => {
   return { body, etag: `"${Bun.hash(body).toString(36)}"` }
 }
 
-function remembered<K extends string | number, A extends CachedAnswer | null>(
-  cache: ReturnType<typeof answers<K, A>>,
-  kind: Kind,
+/** The entry for `key`: kept and fresh, being read, or read now (`beforeRead` first). */
+function remembered<K extends string | number, A>(
+  cache: Answers<K, A>,
+  kind: Kind | undefined,
   key: K,
   read: () => Promise<Read<A>>,
   beforeRead?: () => Promise<void>,
-): Promise<A> | A {
+): Promise<Entry<A>> | Entry<A> {
   const now = performance.now()
   lastAskedAt = now
   const entry = cache.kept.get(key)
   const fresh =
     entry !== undefined && (now - entry.readAt <= FRESH_FOR_MS || changes.vouches(entry.pollsBefore, now, FRESH_FOR_MS))
   const reading = fresh ? undefined : cache.reading.get(key)
-  catalogueCacheRequests.inc({ kind, result: fresh || reading ? 'hit' : 'miss' })
-  if (fresh) return entry.answer
-  if (reading) return reading.then((done) => done.answer)
-  if (!beforeRead) return readInto(cache, key, read, now).then((done) => done.answer)
+  if (kind) catalogueCacheRequests.inc({ kind, result: fresh || reading ? 'hit' : 'miss' })
+  if (fresh) return entry
+  if (reading) return reading
+  if (!beforeRead) return readInto(cache, key, read, now)
   // Another request may have started the same read while this one was admitted: share it.
-  return beforeRead().then(() =>
-    (cache.reading.get(key) ?? readInto(cache, key, read, now)).then((done) => done.answer),
-  )
+  return beforeRead().then(() => cache.reading.get(key) ?? readInto(cache, key, read, now))
 }
 
-function readInto<K extends string | number, A extends CachedAnswer | null>(
-  cache: ReturnType<typeof answers<K, A>>,
+// A kept answer is returned as it is, without a promise: most requests are hits.
+const answerOf = <A>(entry: Promise<Entry<A>> | Entry<A>) =>
+  entry instanceof Promise ? entry.then((done) => done.answer) : entry.answer
+
+function readInto<K extends string | number, A>(
+  cache: Answers<K, A>,
   key: K,
   read: () => Promise<Read<A>>,
   readAt: number,
 ) {
   const pollsBefore = changes.completed()
   changes.ensureRunning()
-  const reading = read()
-  cache.reading.set(key, reading)
-  reading.then(
-    (done) => {
-      if (cache.reading.get(key) !== reading) return
+  const reading: Promise<Entry<A>> = read().then(({ answer, dependsOn, age }) => {
+    const begun =
+      age === undefined
+        ? { readAt, pollsBefore }
+        : {
+            readAt: Math.min(readAt, age.readAt),
+            pollsBefore: age.pollsBefore < 0 ? -1 : Math.min(pollsBefore, age.pollsBefore),
+          }
+    // A poll that completed meanwhile could not drop this answer before it was here to drop.
+    const vouchable =
+      begun.pollsBefore >= 0 && dependsOn !== undefined && !changes.changedAfter(begun.pollsBefore, dependsOn)
+    const entry: Entry<A> = { answer, dependsOn, readAt: begun.readAt, pollsBefore: vouchable ? begun.pollsBefore : -1 }
+    if (cache.reading.get(key) === reading) {
       cache.reading.delete(key)
-      // A poll that completed meanwhile could not drop this answer before it was here to drop.
-      const vouchable = done.dependsOn !== undefined && !changes.changedAfter(pollsBefore, done.dependsOn)
-      cache.kept.set(key, { ...done, readAt, pollsBefore: vouchable ? pollsBefore : -1 })
-    },
-    // A failed read is not remembered: the next request tries again.
-    () => {
-      if (cache.reading.get(key) === reading) cache.reading.delete(key)
-    },
-  )
+      cache.kept.set(key, entry)
+    }
+    return entry
+  })
+  cache.reading.set(key, reading)
+  // A failed read is not remembered: the next request tries again.
+  reading.catch(() => {
+    if (cache.reading.get(key) === reading) cache.reading.delete(key)
+  })
   return reading
 }
 
-// Uncached searches are what an anonymous client can make expensive: each runs on the catalogue
-// pool under a statement timeout, and no more than a few wait for it at once. Past either bound
-// the request gets a quick 503 with Retry-After instead of a long wait.
-const MAX_SEARCHES_READING = 4 * CATALOGUE_CONNECTIONS
-let searchesReading = 0
+// Searches that reach Postgres take turns (search-lane.ts), each statement under a timeout. A
+// request that cannot have its answer within CATALOGUE_STATEMENT_TIMEOUT_MS, or finds 16 waiting,
+// gets a quick 503 with Retry-After instead of a long wait.
 const QUERY_CANCELED = '57014'
-
 const busy = () => new Busy('The catalogue is busy, try again shortly')
+const searches = searchLane({ maxWaiting: 16, patienceMs: config.CATALOGUE_STATEMENT_TIMEOUT_MS, refuse: busy })
 
-async function readPage(query: CatalogueQuery) {
-  if (searchesReading >= MAX_SEARCHES_READING) throw busy()
-  searchesReading++
+/** Keys of what a page is made of: the same for all pages of a query (and all stock filters). */
+const totalKey = (query: CatalogueQuery) => JSON.stringify({ ...query, page: 0, limit: 0, offset: 0 })
+const matchesKey = (query: CatalogueQuery) => JSON.stringify({ ...query, page: 0, limit: 0, offset: 0, inStock: null })
+// Searches known to match more than a few: their pages skip straight to a count and a page query.
+const broadSearches = new LRUCache<string, true>({ max: 10_000 })
+
+async function readPage(query: CatalogueQuery): Promise<Read<CachedAnswer>> {
+  if (query.q !== undefined) {
+    const key = matchesKey(query)
+    if (!broadSearches.has(key)) {
+      const found = await remembered(matchSets, undefined, key, async () => {
+        const matches = await searchMatches(query)
+        return { answer: matches, dependsOn: matches?.map((product) => product.id) }
+      })
+      if (found.answer)
+        return { answer: answer(pageOfMatches(found.answer, query)), dependsOn: found.dependsOn, age: found }
+      broadSearches.set(key, true)
+    }
+  }
+  const [rows, total] = await Promise.all([
+    productPage(query),
+    remembered(totals, undefined, totalKey(query), async () => ({
+      answer: await countProducts(query),
+      dependsOn: undefined,
+    })),
+  ])
+  return {
+    answer: answer(paged(rows, total.answer, query.page, query.limit)),
+    dependsOn: undefined,
+    age: { readAt: total.readAt, pollsBefore: -1 },
+  }
+}
+
+async function readSearchPage(query: CatalogueQuery) {
   try {
-    const { page, dependsOn } = await listProducts(query)
-    return { answer: answer(page), dependsOn }
+    return await searches.take(() => readPage(query))
   } catch (error) {
     if (postgresErrorCode(error) === QUERY_CANCELED) throw busy()
     throw error
-  } finally {
-    searchesReading--
   }
 }
 
 /**
  * A catalogue page. `beforeRead` runs when the answer must be read from Postgres (neither
- * cached nor being read): the per-client limit on uncached searches.
+ * cached nor being read): the per-client limit on uncached searches. A search waits for its
+ * turn no longer than a statement may run (then 503); its read goes on, and is kept.
  */
-export const cachedPage = (query: CatalogueQuery, beforeRead: (() => Promise<void>) | undefined) =>
-  remembered(
-    pages,
-    'list',
-    JSON.stringify(query),
-    () => readPage(query),
-    () => {
-      // A full queue refuses before anything else is spent on the request.
-      if (searchesReading >= MAX_SEARCHES_READING) throw busy()
-      return beforeRead?.() ?? Promise.resolve()
-    },
+export function cachedPage(query: CatalogueQuery, beforeRead: (() => Promise<void>) | undefined) {
+  if (query.q === undefined) return answerOf(remembered(pages, 'list', JSON.stringify(query), () => readPage(query)))
+  const page = answerOf(
+    remembered(
+      pages,
+      'list',
+      JSON.stringify(query),
+      () => readSearchPage(query),
+      () => {
+        // A full queue refuses before anything else is spent on the request.
+        if (searches.full()) throw busy()
+        return beforeRead?.() ?? Promise.resolve()
+      },
+    ),
   )
+  return page instanceof Promise ? withTimeout(page, config.CATALOGUE_STATEMENT_TIMEOUT_MS, busy) : page
+}
 
 /** A product's answer, or null when there is no such (undeleted) product. */
 export const cachedProduct = (id: number) =>
-  remembered(items, 'get', id, async () => ({ answer: await productLoader.load(id), dependsOn: [id] }))
+  answerOf(remembered(items, 'get', id, async () => ({ answer: await productLoader.load(id), dependsOn: [id] })))
 
 // One batch of products in flight at a time; the ids asked for meanwhile go in the next one.
 let batchInFlight: Promise<unknown> | undefined

@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, gte, ilike, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
-import { catalogueDb, db, sql as postgresSql } from '../../db/client'
+import { catalogueDb, db, searchDb, sql as postgresSql } from '../../db/client'
 import type { AnyPgColumn } from 'drizzle-orm/pg-core'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
@@ -81,62 +81,67 @@ const unindexedKeys: SortKeys = {
   createdAt: sql`${products.createdAt} + interval '0 s'`,
 }
 
-/** Up to this many matches (whatever their stock), a search is read whole in one query (see listProducts). */
+/** Up to this many matches (whatever their stock), a search is read whole (see searchMatches). */
 const SMALL_MATCH_SET = 100
 
 /** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
 const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
 
-/**
- * One page of the catalogue and the size of the whole filtered set (straight from Postgres).
- * `dependsOn`, when known, lists every product whose stock could change this answer (a search
- * read whole); any other write to the catalogue moves its version (see productChangesSince).
- */
-export async function listProducts(query: CatalogueQuery) {
+// Searches run on a pool of their own (see db/client.ts); plain lists are served by indexes.
+const poolFor = (query: CatalogueQuery) => (query.q === undefined ? catalogueDb : searchDb)
+
+function whateverTheStock(query: CatalogueQuery) {
   const pattern = query.q === undefined ? undefined : anywhere(query.q)
-  const whateverTheStock = and(
+  return and(
     notDeleted,
     query.active === undefined ? undefined : eq(products.isActive, query.active),
     pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
     query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
     query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
   )
-  const stock =
-    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0)
-  const page = (where: SQL | undefined, keys: SortKeys, limit: number, offset: number) =>
-    catalogueDb
-      .select()
-      .from(products)
-      .where(where)
-      .orderBy(...sortOrder(query.sort, keys))
-      .limit(limit)
-      .offset(offset)
+}
 
-  if (pattern !== undefined) {
-    // A search usually matches few products: read them all, whatever their stock, in one query,
-    // then filter by stock, count and page them here. The answer then depends on the stock of
-    // those products only. A search matching more goes on to a count and a page query.
-    const matches = await page(whateverTheStock, unindexedKeys, SMALL_MATCH_SET + 1, 0)
-    if (matches.length <= SMALL_MATCH_SET) {
-      const shown = query.inStock === undefined ? matches : matches.filter((row) => row.inventory > 0 === query.inStock)
-      return {
-        page: paged(
-          shown.slice(query.offset, query.offset + query.limit).map(toProduct),
-          shown.length,
-          query.page,
-          query.limit,
-        ),
-        dependsOn: matches.map((row) => row.id),
-      }
-    }
-  }
-  const where = and(whateverTheStock, stock)
-  const keys = pattern === undefined ? indexedKeys : unindexedKeys
-  const [rows, [counted]] = await Promise.all([
-    page(where, keys, query.limit, query.offset),
-    catalogueDb.select({ total: count() }).from(products).where(where),
-  ])
-  return { page: paged(rows.map(toProduct), counted?.total ?? 0, query.page, query.limit), dependsOn: undefined }
+const filtered = (query: CatalogueQuery) =>
+  and(
+    whateverTheStock(query),
+    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
+  )
+
+const sortedPage = (query: CatalogueQuery, where: SQL | undefined, limit: number, offset: number) =>
+  poolFor(query)
+    .select()
+    .from(products)
+    .where(where)
+    .orderBy(...sortOrder(query.sort, query.q === undefined ? indexedKeys : unindexedKeys))
+    .limit(limit)
+    .offset(offset)
+
+/**
+ * Every product a search matches whatever its stock, in the query's order, when they are few
+ * (a search usually matches few): its pages and its totals for any stock filter then come from
+ * memory (pageOfMatches), and depend on the stock of those products only. Undefined when more match.
+ */
+export async function searchMatches(query: CatalogueQuery): Promise<Product[] | undefined> {
+  const matches = await sortedPage(query, whateverTheStock(query), SMALL_MATCH_SET + 1, 0)
+  return matches.length <= SMALL_MATCH_SET ? matches.map(toProduct) : undefined
+}
+
+/** One page of a search read whole (searchMatches), filtered by stock. */
+export function pageOfMatches(matches: readonly Product[], query: CatalogueQuery) {
+  const shown =
+    query.inStock === undefined ? matches : matches.filter((product) => product.inventory > 0 === query.inStock)
+  return paged(shown.slice(query.offset, query.offset + query.limit), shown.length, query.page, query.limit)
+}
+
+/** One page of the filtered catalogue, straight from Postgres. */
+export async function productPage(query: CatalogueQuery): Promise<Product[]> {
+  return (await sortedPage(query, filtered(query), query.limit, query.offset)).map(toProduct)
+}
+
+/** The size of the filtered catalogue (whatever the page). */
+export async function countProducts(query: CatalogueQuery): Promise<number> {
+  const [counted] = await poolFor(query).select({ total: count() }).from(products).where(filtered(query))
+  return counted?.total ?? 0
 }
 
 /**
