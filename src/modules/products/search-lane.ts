@@ -1,3 +1,5 @@
+const RESTS_FOR = 3
+
 type Options = {
   /** How many searches may wait for their turn; past it, `refuse` at once. */
   maxWaiting: number
@@ -10,9 +12,11 @@ type Options = {
 /**
  * Turns for the searches that reach Postgres. A `q` of one or two characters cannot use the
  * trigram indexes and scans the table, so a flood of them from many addresses could take all of
- * Postgres's CPU. Searches read one at a time per API process (on a connection of their own,
- * db/client.ts), and after each the lane rests as long as that search took: whatever a flood
- * sends, they keep at most half of one Postgres core busy per process.
+ * Postgres's CPU (and, on a shared machine, the API's). Searches read one at a time per API
+ * process (on a connection of their own, db/client.ts), and after each the lane rests three
+ * times as long as that search took: whatever a flood sends, they keep at most a quarter of one
+ * Postgres core busy per process. An indexed search takes about a millisecond, so the lane still
+ * serves hundreds a second; the cached answers it fills are not bounded by it.
  */
 export function searchLane({ maxWaiting, patienceMs, refuse }: Options) {
   let waiting = 0
@@ -31,7 +35,7 @@ export function searchLane({ maxWaiting, patienceMs, refuse }: Options) {
         try {
           return await search()
         } finally {
-          rest = Bun.sleep(performance.now() - began)
+          rest = Bun.sleep(RESTS_FOR * (performance.now() - began))
         }
       })
       previous = turn.then(
