@@ -14,8 +14,8 @@ import {
   QUEUES,
 } from '../../outbox/definitions'
 import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
-import { fromStatuses } from './lifecycle'
 import { deleteExpiredIdempotencyKeys } from './place'
+import { moveOrders } from './transition'
 
 // The orders' background work, run by the worker: confirmations (a message, then pending →
 // confirmed), shipped and delivered messages, and the audit log.
@@ -127,29 +127,9 @@ export async function confirmOrders(orderIds: number[], mailer: Mailer) {
     mailer,
   )
 
-  // Conditional on the status, so a later status (a cancellation) is never overwritten.
-  const [{ confirmed } = { confirmed: 0 }] = await sql<{ confirmed: number }[]>`
-    WITH confirmed AS (
-      UPDATE orders SET status = 'confirmed', updated_at = now()
-      WHERE id = ANY(${[...sent, ...alreadySent]}::int[]) AND status = ANY(${fromStatuses('confirmed', 'worker')}::order_status[])
-      RETURNING id, user_id, orders AS row
-    ),
-    history AS (
-      INSERT INTO order_status_history (order_id, from_status, to_status) SELECT id, 'pending', 'confirmed' FROM confirmed
-    ),
-    events_written AS (
-      INSERT INTO events (type, order_id, payload)
-      SELECT 'order.confirmed', id, order_document(row, order_items_document(id)) FROM confirmed
-    ),
-    -- The worker audits its own change here, in the same transaction, rather than through the
-    -- outbox and another job: the key makes a second run a no-op.
-    audits AS (
-      INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
-      SELECT 'order-confirmed:' || id, NULL, 'order.confirmed', 'order', id, jsonb_build_object('from', 'pending')
-      FROM confirmed
-      ON CONFLICT (job_key) DO NOTHING
-    )
-    SELECT count(*)::int AS confirmed FROM confirmed`
+  // Only from pending (moveOrders), so a later status (a cancellation) is never overwritten.
+  const moved = await moveOrders({ orderIds: [...sent, ...alreadySent], to: 'confirmed', by: 'worker' })
+  const confirmed = moved.filter((order) => order.moved).length
   logger.debug({ orders: orderIds.length, sent: sent.length, confirmed }, 'orders confirmed')
   return {
     sent: sent.length,

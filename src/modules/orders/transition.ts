@@ -8,11 +8,15 @@ import type { Principal } from '../auth/guard'
 import { allowedMoves, fromStatuses, type Mover } from './lifecycle'
 import type { OrderStatus, StatusChangeBody } from './model'
 import { getOrder } from './service'
+import { stockChanged } from '../products/service'
 
-type Transition = {
-  orderId: number
+/** Who moves: a signed-in customer or admin, or the worker (its own confirmation). */
+type By = Principal | 'worker'
+
+type Move = {
+  orderIds: readonly number[]
   to: OrderStatus
-  by: Principal
+  by: By
   note?: string
   /** More columns to set with the status (the shipment, the delivery time). */
   set?: Fragment
@@ -22,23 +26,30 @@ type Transition = {
   details?: Fragment
 }
 
-const moverOf = (by: Principal): Mover => (by.role === 'admin' ? 'admin' : 'owner')
+const moverOf = (by: By): Mover => (by === 'worker' ? 'worker' : by.role === 'admin' ? 'admin' : 'owner')
 
 /**
- * Moves one order to `to` if the lifecycle allows it from its current status for this mover,
- * in one statement: the order row is locked, the status changes only from an allowed status
- * (so of concurrent identical changes exactly one succeeds), and with the change, in the same
- * transaction, its history entry, its event (the order as it now is), its audit job and, for shipped and delivered, the
- * customer's notification job. Refused → 404 (unknown, or not the caller's) or 409 with the
- * current status and the moves an admin could make now.
+ * Moves orders to `to`, each only from a status the lifecycle allows for this mover, in one
+ * statement: the order rows are locked (in id order), so of concurrent identical moves exactly
+ * one succeeds, and with each change, in the same transaction, go its history entry, its event
+ * (the order as it now is), its audit entry and, for shipped and delivered, the customer's
+ * notification job. The only place a status changes, for one order or many.
+ *
+ * The audit entry is a job for the worker, except when the worker itself moves: it writes the
+ * entry here, keyed so that a second run writes nothing.
+ * Returns each order found (a customer finds only theirs): its status now, and whether it moved.
  */
-export async function transition({ orderId, to, by, note, set, also, details }: Transition) {
+export async function moveOrders({ orderIds, to, by, note, set, also, details }: Move) {
   const mover = moverOf(by)
-  const [row] = await retryOnConflict(
-    () => sql<{ changed: number | null; current: OrderStatus | null }[]>`
+  const actor = by === 'worker' ? { id: null, role: null } : by
+  const auditDetails = sql`jsonb_build_object('from', c.from_status, 'byRole', ${actor.role}::text, 'note', ${note ?? null}::text)
+    ${details ? sql`|| ${details}` : sql``}`
+  const rows = await retryOnConflict(
+    () => sql<{ id: number; status: OrderStatus; moved: boolean }[]>`
       WITH current AS (
         SELECT id, status FROM orders
-        WHERE id = ${orderId} ${mover === 'owner' ? sql`AND user_id = ${by.id}` : sql``}
+        WHERE id = ANY(${orderIds as number[]}::int[]) ${mover === 'owner' ? sql`AND user_id = ${actor.id}` : sql``}
+        ORDER BY id
         FOR UPDATE
       ),
       changed AS (
@@ -50,39 +61,58 @@ export async function transition({ orderId, to, by, note, set, also, details }: 
       ${also ?? sql``}
       history AS (
         INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role, note)
-        SELECT id, from_status, ${to}, ${by.id}, ${by.role}, ${note ?? null} FROM changed
+        SELECT id, from_status, ${to}, ${actor.id}::int, ${actor.role}::user_role, ${note ?? null} FROM changed
       ),
       events_written AS (
         INSERT INTO events (type, order_id, payload)
         SELECT ${`order.${to}`}, id, order_document(row, order_items_document(id)) FROM changed
       ),
+      ${
+        by === 'worker'
+          ? sql`audits AS (
+        INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
+        SELECT ${`order-${to}:`} || c.id, NULL, ${`order.${to}`}, 'order', c.id, ${auditDetails}
+        FROM changed c
+        ON CONFLICT (job_key) DO NOTHING
+      ),`
+          : sql``
+      }
       jobs AS (
         INSERT INTO outbox (queue, name, payload)
         SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
-          'actorId', ${by.id}::int, 'action', ${`order.${to}`}::text, 'entity', 'order', 'entityId', c.id,
-          'details', jsonb_build_object('from', c.from_status, 'byRole', ${by.role}::text, 'note', ${note ?? null}::text)
-            ${details ? sql`|| ${details}` : sql``})
-        FROM changed c
+          'actorId', ${actor.id}::int, 'action', ${`order.${to}`}::text, 'entity', 'order', 'entityId', c.id,
+          'details', ${auditDetails})
+        FROM changed c WHERE ${by !== 'worker'}
         UNION ALL
         SELECT ${QUEUES.orderNotification}, ${JOB_NAMES.orderNotification}, jsonb_build_object('orderId', c.id, 'kind', ${to}::text)
         FROM changed c WHERE ${to}::text IN ('shipped', 'delivered')
       )
-      SELECT (SELECT id FROM changed) AS changed, (SELECT status FROM current) AS current`,
+      SELECT c.id, CASE WHEN m.id IS NULL THEN c.status ELSE ${to} END AS status, m.id IS NOT NULL AS moved
+      FROM current c LEFT JOIN changed m ON m.id = c.id`,
   )
-  if (!row?.current) throw notFound(`Order ${orderId} not found`)
-  if (!row.changed)
+  if (rows.some((row) => row.moved)) outboxWritten()
+  return rows
+}
+
+/**
+ * Moves one order for a customer or an admin (moveOrders). Refused → 404 (unknown, or not the
+ * caller's) or 409 with the current status and the moves an admin could make now.
+ */
+export async function transition({
+  orderId,
+  ...move
+}: Omit<Move, 'orderIds' | 'by'> & { orderId: number; by: Principal }) {
+  const [row] = await moveOrders({ orderIds: [orderId], ...move })
+  if (!row) throw notFound(`Order ${orderId} not found`)
+  if (!row.moved)
     throw new HttpError(
       409,
-      row.current === to
-        ? `Order ${orderId} is already ${to}`
-        : `Order ${orderId} cannot move from ${row.current} to ${to}`,
-      {
-        status: row.current,
-        allowed: allowedMoves(row.current, 'admin'),
-      },
+      row.status === move.to
+        ? `Order ${orderId} is already ${move.to}`
+        : `Order ${orderId} cannot move from ${row.status} to ${move.to}`,
+      { status: row.status, allowed: allowedMoves(row.status, 'admin') },
     )
-  outboxWritten()
-  return getOrder(orderId, by)
+  return getOrder(orderId, move.by)
 }
 
 /** The admin's moves: processing, shipped (with its shipment), delivered. */
@@ -103,8 +133,8 @@ function columnsFor({ status, carrier, tracking_number }: StatusChangeBody) {
  * change's statement, so a second cancel finds nothing to change. Products are locked in id
  * order, as orders lock them.
  */
-export function cancelOrder(orderId: number, by: Principal) {
-  return transition({
+export async function cancelOrder(orderId: number, by: Principal) {
+  const order = await transition({
     orderId,
     to: 'cancelled',
     by,
@@ -124,4 +154,6 @@ export function cancelOrder(orderId: number, by: Principal) {
     details: sql`jsonb_build_object('restocked',
       (SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity)) FROM restocked r))`,
   })
+  stockChanged(order.items.map((item) => item.product_id))
+  return order
 }
