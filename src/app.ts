@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import { registerQueueGauges } from './outbox/queue-metrics'
+import { closeBroadcasts, startBroadcasts } from './lib/broadcast'
 import { connectionClose } from './lib/connection'
 import { errorHandler } from './lib/error-handler'
 import { registry } from './lib/metrics'
@@ -8,10 +9,12 @@ import { security } from './lib/security'
 import { adminRoutes } from './modules/admin'
 import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
+import { followRevocations } from './modules/auth/revocation'
 import { docsRoutes } from './modules/docs'
 import { healthRoutes } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
+import { followCatalogueChanges, stopFollowingCatalogueChanges } from './modules/products/cache'
 import { webhookRoutes } from './modules/webhooks'
 
 registerQueueGauges(registry)
@@ -31,3 +34,19 @@ export const app = new Elysia()
   .use(queueDashboard)
 
 export type App = typeof app
+
+/**
+ * What the routes' caches follow beside them: session revocations and catalogue changes, from
+ * Postgres and the other API processes. server.ts starts it (so do the in-process tests); nothing
+ * starts at import.
+ */
+export function followChanges() {
+  followRevocations()
+  followCatalogueChanges()
+  startBroadcasts()
+}
+
+export async function stopFollowingChanges() {
+  stopFollowingCatalogueChanges()
+  await closeBroadcasts()
+}

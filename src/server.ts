@@ -1,4 +1,4 @@
-import { app } from './app'
+import { app, followChanges, stopFollowingChanges } from './app'
 import { config } from './config'
 import { closeDatabase } from './db/client'
 import { closeQueues, queues } from './outbox/queues'
@@ -6,14 +6,11 @@ import { OutboxRelay } from './outbox/relay'
 import { logger } from './lib/logger'
 import { closeRedis, redis, warnUnlessNoEviction, whenRedisReady } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
-import { closeBroadcasts, startBroadcasts } from './lib/broadcast'
-import { stopWatchingProducts } from './modules/products/cache'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
 const relay = new OutboxRelay(queues()).start()
-// Session revocations and catalogue changes from the other API processes.
-startBroadcasts()
+followChanges()
 void whenRedisReady(10_000).then(() => warnUnlessNoEviction(redis(), 'api'))
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
@@ -29,9 +26,8 @@ async function shutdown(signal: string) {
   if (!finished) await app.stop(true)
   await relay.stop()
   await closeQueues()
-  await closeBroadcasts()
+  await stopFollowingChanges()
   await closeRedis()
-  stopWatchingProducts()
   await closeDatabase()
   logger.info('stopped')
   process.exit(0)

@@ -1,10 +1,13 @@
 import { expect } from 'bun:test'
-import { app } from '../src/app'
+import { app, followChanges } from '../src/app'
 import { sql } from '../src/db/client'
 import type { Mailer, Message } from '../src/lib/mailer'
 import { upsertUser } from '../src/modules/auth/service'
 
 export { sql }
+
+// As server.ts does: the in-process app's caches follow revocations and catalogue changes.
+followChanges()
 
 export type Reply<T = any> = { status: number; body: T; headers: Headers }
 

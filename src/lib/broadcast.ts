@@ -47,21 +47,20 @@ function connect() {
 }
 
 /**
- * Listens on `channel` from now on (the connection opens on first use). Call at module load,
- * before the first `listening()`: channels are subscribed when the connection becomes ready.
+ * Listens on `channel` once the subscription opens: call before `startBroadcasts()`, since
+ * channels are subscribed when the connection becomes ready.
  */
 export function listen(channel: string, listener: Listener) {
   listeners.set(channel, listener)
 }
 
-/** Opens the subscription now (the API at start-up), rather than on the first `listening()`. */
+/** Opens the subscription (the API at start-up, after its listeners are in). */
 export function startBroadcasts() {
   if (!subscriber) connect()
 }
 
 /** Whether this process is subscribed now, so that it cannot miss a message. */
 export function listening(): boolean {
-  startBroadcasts()
   return subscribed
 }
 

@@ -26,15 +26,18 @@ function forget(sessionIds: number[]) {
   for (const id of sessionIds) remembered.delete(id)
 }
 
-listen(CHANNEL, {
-  onMessage: (ids) => {
-    if (Array.isArray(ids)) forget(ids.filter(Number.isSafeInteger))
-  },
-  onResync: () => {
-    generation++
-    remembered.clear()
-  },
-})
+/** Hears the other processes' revocations (server.ts, before startBroadcasts); until then nothing is remembered. */
+export function followRevocations() {
+  listen(CHANNEL, {
+    onMessage: (ids) => {
+      if (Array.isArray(ids)) forget(ids.filter(Number.isSafeInteger))
+    },
+    onResync: () => {
+      generation++
+      remembered.clear()
+    },
+  })
+}
 
 /**
  * The role of the account behind a live session, or null when the session is revoked or gone,

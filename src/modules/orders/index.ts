@@ -11,7 +11,6 @@ import {
   StatusChangeBody,
   TransitionConflict,
 } from './model'
-import { stockChanged } from '../products/cache'
 import { placeOrder } from './place'
 import { getOrder, getOrderHistory, listAllOrders, listOrdersOfUser } from './service'
 import { cancelOrder, changeStatus } from './transition'
@@ -22,7 +21,6 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     '',
     async ({ body, headers, principal, set }) => {
       const placed = await placeOrder(principal.id, body, headers['idempotency-key'])
-      if (!placed.replayed) stockChanged(placed.order.items.map((item) => item.product_id))
       set.status = placed.status
       if (placed.replayed) set.headers['idempotent-replayed'] = 'true'
       return placed.order
@@ -52,24 +50,16 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     response: { 200: pageOf(Order), ...errorResponses(400, 401, 403) },
     detail: { summary: 'All orders, newest first (admin)' },
   })
-  .post(
-    '/:id/cancel',
-    async ({ params, principal }) => {
-      const order = await cancelOrder(params.id, principal)
-      stockChanged(order.items.map((item) => item.product_id))
-      return order
+  .post('/:id/cancel', ({ params, principal }) => cancelOrder(params.id, principal), {
+    auth: true,
+    params: IdParams,
+    response: { 200: Order, ...errorResponses(400, 401, 404), 409: TransitionConflict },
+    detail: {
+      summary: 'Cancel an order (its owner or an admin)',
+      description:
+        'The owner while `pending` or `confirmed`; an admin also while `processing`; never once shipped. Its units go back to stock exactly once. Otherwise 409 with the current `status` and the statuses an admin can move the order to now (`allowed`).',
     },
-    {
-      auth: true,
-      params: IdParams,
-      response: { 200: Order, ...errorResponses(400, 401, 404), 409: TransitionConflict },
-      detail: {
-        summary: 'Cancel an order (its owner or an admin)',
-        description:
-          'The owner while `pending` or `confirmed`; an admin also while `processing`; never once shipped. Its units go back to stock exactly once. Otherwise 409 with the current `status` and the statuses an admin can move the order to now (`allowed`).',
-      },
-    },
-  )
+  })
   .post('/:id/status', ({ body, params, principal }) => changeStatus(params.id, body, principal), {
     auth: 'admin',
     params: IdParams,

@@ -9,6 +9,7 @@ import { ordersPlaced, ordersRejected } from '../../lib/metrics'
 import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
 import { type CreateOrderBody, MAX_QUANTITY, type Order } from './model'
+import { stockChanged } from '../products/service'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
 export function mergeLines(items: CreateOrderBody['items']) {
@@ -170,6 +171,8 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
   switch (outcome.kind) {
     case 'placed':
       outboxWritten()
+      // This process shows the new stock at once; the others within a second.
+      stockChanged(productIds)
       ordersPlaced.inc()
       return { status: 201, order: outcome.order, replayed: false }
     case 'replayed':

@@ -10,7 +10,7 @@ import { config } from '../../config'
 import { watchProductChanges } from './changes'
 import { searchLane } from './search-lane'
 import type { Product } from './model'
-import { type CatalogueQuery, countProducts, findProducts, pageOfMatches, productPage, searchMatches } from './service'
+import { type CatalogueQuery, countProducts, findProducts, pageOfMatches, productPage, searchMatches } from './queries'
 
 // Catalogue answers (product pages and products), kept in memory as the JSON sent and its ETag.
 //
@@ -50,8 +50,6 @@ const changes = watchProductChanges({
   onChange: (changed) => (changed === 'all' ? forgetAll() : forgetProducts(changed)),
   wanted: () => performance.now() - lastAskedAt < 60_000,
 })
-/** API shutdown: no more polls. */
-export const stopWatchingProducts = () => changes.stop()
 
 /** Answers sized in bytes (`bytes` of the answer); one nobody asked for in a minute leaves. */
 function answers<K extends string | number, A>(megabytes: number, bytes: (answer: A) => number) {
@@ -82,7 +80,23 @@ function forgetAll() {
     cache.reading.clear()
   }
 }
-listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
+
+let following = false
+
+/**
+ * Follows what changes the catalogue (server.ts, before startBroadcasts): polls of Postgres while
+ * the catalogue is read, and the other processes' broadcasts. Until then every answer lives 1 s.
+ */
+export function followCatalogueChanges() {
+  listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
+  following = true
+}
+
+/** API shutdown: no more polls. */
+export function stopFollowingCatalogueChanges() {
+  following = false
+  changes.stop()
+}
 
 function forgetProducts(ids: ReadonlySet<number>) {
   stockChanged(ids)
@@ -149,7 +163,7 @@ function readInto<K extends string | number, A>(
   readAt: number,
 ) {
   const pollsBefore = changes.completed()
-  changes.ensureRunning()
+  if (following) changes.ensureRunning()
   const reading: Promise<Entry<A>> = read().then(({ answer, dependsOn, age }) => {
     const begun =
       age === undefined

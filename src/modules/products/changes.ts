@@ -1,5 +1,5 @@
 import { logger } from '../../lib/logger'
-import { productChangesSince } from './service'
+import { productChangesSince } from './queries'
 
 // Which products changed, as Postgres tells it: while products are read, each process asks every
 // POLL_EVERY_MS for the rows written since its previous look and for the catalogue version

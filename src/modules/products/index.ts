@@ -5,9 +5,10 @@ import { CATALOGUE_CACHE_CONTROL, conditionalJson } from '../../lib/http-cache'
 import { countUncachedSearch } from '../../lib/rate-limit'
 import { errorResponses, IdParams, emptyResponse, pageOf } from '../../lib/model'
 import { authGuard } from '../auth/guard'
-import { cachedPage, cachedProduct, catalogueChanged } from './cache'
+import { cachedPage, cachedProduct } from './cache'
 import { CreateProductBody, ListProductsQuery, Product, UpdateProductBody } from './model'
-import { catalogueQuery, createProduct, deleteProduct, productNotFound, updateProduct } from './service'
+import { catalogueQuery } from './queries'
+import { createProduct, deleteProduct, productNotFound, updateProduct } from './service'
 
 const notModified = emptyResponse('Not modified: the If-None-Match ETag is current')
 const IfNoneMatch = t.Object({
@@ -59,7 +60,6 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     '',
     async ({ body, principal, set }) => {
       const product = await createProduct(principal.id, body)
-      await catalogueChanged()
       set.status = 201
       return product
     },
@@ -70,26 +70,17 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
       detail: { summary: 'Create a product (admin)' },
     },
   )
-  .put(
-    '/:id',
-    async ({ params, body, principal }) => {
-      const product = await updateProduct(principal.id, params.id, body)
-      await catalogueChanged()
-      return product
-    },
-    {
-      auth: 'admin',
-      params: IdParams,
-      body: UpdateProductBody,
-      response: { 200: Product, ...errorResponses(400, 401, 403, 404) },
-      detail: { summary: 'Update any non-empty subset of a product’s fields (admin)' },
-    },
-  )
+  .put('/:id', ({ params, body, principal }) => updateProduct(principal.id, params.id, body), {
+    auth: 'admin',
+    params: IdParams,
+    body: UpdateProductBody,
+    response: { 200: Product, ...errorResponses(400, 401, 403, 404) },
+    detail: { summary: 'Update any non-empty subset of a product’s fields (admin)' },
+  })
   .delete(
     '/:id',
     async ({ params, principal, set }) => {
       await deleteProduct(principal.id, params.id)
-      await catalogueChanged()
       set.status = 204
     },
     {

@@ -1,189 +1,21 @@
-import { and, asc, count, desc, eq, gt, gte, ilike, isNull, lte, or, type SQL, sql } from 'drizzle-orm'
-import { catalogueDb, db, searchDb, sql as postgresSql } from '../../db/client'
-import type { AnyPgColumn } from 'drizzle-orm/pg-core'
+import { and, eq, sql } from 'drizzle-orm'
+import { db } from '../../db/client'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
-import { paged, pagination } from '../../lib/model'
 import { auditJob } from '../../outbox/definitions'
 import { enqueue, outboxWritten } from '../../outbox/enqueue'
 import { type AuditAction, recordEvent } from '../../outbox/events'
-import type { CreateProductBody, ListProductsQuery, Product, ProductSort, UpdateProductBody } from './model'
+import { catalogueChanged } from './cache'
+import type { CreateProductBody, Product, UpdateProductBody } from './model'
+import { notDeleted, toProduct } from './queries'
 
-type ProductRow = typeof products.$inferSelect
+// Admin writes to the catalogue. Each tells the catalogue cache once it has committed (here at
+// once, other processes within moments), so whoever calls these need not remember to.
 
-export const toProduct = (row: ProductRow): Product => ({
-  id: row.id,
-  name: row.name,
-  description: row.description,
-  price_cents: row.priceCents,
-  inventory: row.inventory,
-  is_active: row.isActive,
-  created_at: row.createdAt.toISOString(),
-  updated_at: row.updatedAt.toISOString(),
-})
-
-const notDeleted = isNull(products.deletedAt)
 export const productNotFound = (id: number) => notFound(`Product ${id} not found`)
 
-export type CatalogueQuery = {
-  page: number
-  limit: number
-  offset: number
-  active?: boolean
-  q?: string
-  minPriceCents?: number
-  maxPriceCents?: number
-  inStock?: boolean
-  sort: ProductSort
-}
-
-/** The list query in a canonical form (the cache key), or a 400 for filters that contradict. */
-export function catalogueQuery(query: ListProductsQuery): CatalogueQuery {
-  const { min_price_cents: minPriceCents, max_price_cents: maxPriceCents } = query
-  if (minPriceCents !== undefined && maxPriceCents !== undefined && minPriceCents > maxPriceCents)
-    throw badRequest('min_price_cents must not be above max_price_cents')
-  return {
-    ...pagination(query),
-    active: query.active,
-    q: query.q,
-    minPriceCents,
-    maxPriceCents,
-    inStock: query.in_stock,
-    sort: query.sort ?? 'id',
-  }
-}
-
-type SortKeys = Record<'id' | 'name' | 'priceCents' | 'createdAt', SQL | AnyPgColumn>
-
-// Each sort matches one of the indexes in schema.ts (descending ones are NULLS LAST there).
-const descending = (key: SQL | AnyPgColumn) => sql`${key} DESC NULLS LAST`
-const sortOrder = (sort: ProductSort, k: SortKeys): SQL[] =>
-  ({
-    id: [asc(k.id)],
-    '-id': [desc(k.id)],
-    name: [asc(k.name), asc(k.id)],
-    '-name': [descending(k.name), asc(k.id)],
-    price_cents: [asc(k.priceCents), asc(k.id)],
-    '-price_cents': [descending(k.priceCents), asc(k.id)],
-    created_at: [asc(k.createdAt), asc(k.id)],
-    '-created_at': [descending(k.createdAt), asc(k.id)],
-  })[sort]
-
-const indexedKeys: SortKeys = products
-// The same order, through expressions no index matches. With `q`, an estimate that many rows
-// match would otherwise make Postgres walk a sort index through the table, filtering each row
-// (50 ms for a 4-digit q on 100 000 products); this way it finds the matches through the
-// trigram indexes and sorts those (well under a millisecond).
-const unindexedKeys: SortKeys = {
-  id: sql`${products.id} + 0`,
-  name: sql`${products.name} || ''`,
-  priceCents: sql`${products.priceCents} + 0`,
-  createdAt: sql`${products.createdAt} + interval '0 s'`,
-}
-
-/** Up to this many matches (whatever their stock), a search is read whole (see searchMatches). */
-const SMALL_MATCH_SET = 100
-
-/** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
-const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
-
-// Searches run on a pool of their own (see db/client.ts); plain lists are served by indexes.
-const poolFor = (query: CatalogueQuery) => (query.q === undefined ? catalogueDb : searchDb)
-
-function whateverTheStock(query: CatalogueQuery) {
-  const pattern = query.q === undefined ? undefined : anywhere(query.q)
-  return and(
-    notDeleted,
-    query.active === undefined ? undefined : eq(products.isActive, query.active),
-    pattern === undefined ? undefined : or(ilike(products.name, pattern), ilike(products.description, pattern)),
-    query.minPriceCents === undefined ? undefined : gte(products.priceCents, query.minPriceCents),
-    query.maxPriceCents === undefined ? undefined : lte(products.priceCents, query.maxPriceCents),
-  )
-}
-
-const filtered = (query: CatalogueQuery) =>
-  and(
-    whateverTheStock(query),
-    query.inStock === undefined ? undefined : query.inStock ? gt(products.inventory, 0) : eq(products.inventory, 0),
-  )
-
-const sortedPage = (query: CatalogueQuery, where: SQL | undefined, limit: number, offset: number) =>
-  poolFor(query)
-    .select()
-    .from(products)
-    .where(where)
-    .orderBy(...sortOrder(query.sort, query.q === undefined ? indexedKeys : unindexedKeys))
-    .limit(limit)
-    .offset(offset)
-
-/**
- * Every product a search matches whatever its stock, in the query's order, when they are few
- * (a search usually matches few): its pages and its totals for any stock filter then come from
- * memory (pageOfMatches), and depend on the stock of those products only. Undefined when more match.
- */
-export async function searchMatches(query: CatalogueQuery): Promise<Product[] | undefined> {
-  const matches = await sortedPage(query, whateverTheStock(query), SMALL_MATCH_SET + 1, 0)
-  return matches.length <= SMALL_MATCH_SET ? matches.map(toProduct) : undefined
-}
-
-/** One page of a search read whole (searchMatches), filtered by stock. */
-export function pageOfMatches(matches: readonly Product[], query: CatalogueQuery) {
-  const shown =
-    query.inStock === undefined ? matches : matches.filter((product) => product.inventory > 0 === query.inStock)
-  return paged(shown.slice(query.offset, query.offset + query.limit), shown.length, query.page, query.limit)
-}
-
-/** One page of the filtered catalogue, straight from Postgres. */
-export async function productPage(query: CatalogueQuery): Promise<Product[]> {
-  return (await sortedPage(query, filtered(query), query.limit, query.offset)).map(toProduct)
-}
-
-/** The size of the filtered catalogue (whatever the page). */
-export async function countProducts(query: CatalogueQuery): Promise<number> {
-  const [counted] = await poolFor(query).select({ total: count() }).from(products).where(filtered(query))
-  return counted?.total ?? 0
-}
-
-/**
- * Products by id, in one statement whatever their number (an array parameter, not an IN list
- * that would make a statement of its own for each batch size); deleted ones are missing.
- */
-export async function findProducts(ids: readonly number[]): Promise<Product[]> {
-  return postgresSql<Product[]>`
-    SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active,
-      iso_time(created_at) AS created_at, iso_time(updated_at) AS updated_at
-    FROM products WHERE id = ANY(${ids as number[]}::int[]) AND deleted_at IS NULL`
-}
-
-export type ProductChanges = {
-  /** The oldest transaction still running when this statement's snapshot was taken (an xid). */
-  horizon: string
-  /** catalogue_version: it moves with every write to the catalogue other than stock. */
-  version: string
-  /** Products written since the earlier horizon (none on the first call). */
-  changed: number[]
-}
-
-/**
- * The products written by every transaction that an earlier call's snapshot could not see:
- * those that were still running then have an xid at or after its horizon, and so have those that
- * began later; every row version they wrote carries that xid as its xmin. So successive calls,
- * each passing the horizon the previous one returned, miss no commit, whoever made it (an order,
- * a cancel, an admin, another replica, a script). `age()` compares xids across wraparound.
- * A sequential scan with no index to keep up on the order path: ~8 ms on 100 000 products.
- * Deleted rows leave no version to find; the catalogue version tells of those (and of every other
- * write but stock).
- */
-export async function productChangesSince(horizon: string | undefined): Promise<ProductChanges> {
-  const changed =
-    horizon === undefined
-      ? postgresSql`'{}'::int[]`
-      : postgresSql`ARRAY(SELECT id FROM products WHERE age(xmin) <= age(${horizon}::xid))`
-  const [row] = await postgresSql<ProductChanges[]>`
-    SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS horizon,
-      (SELECT version FROM catalogue_version)::text AS version, ${changed} AS changed`
-  return row!
-}
+/** After an order or a cancel has committed: the cache drops those products' answers (cache.ts). */
+export { stockChanged } from './cache'
 
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
   auditJob({ actorId, action, entity: 'product', entityId: productId, details })
@@ -206,6 +38,7 @@ export async function createProduct(actorId: number, body: CreateProductBody): P
     return product
   })
   outboxWritten()
+  await catalogueChanged()
   return product
 }
 
@@ -237,6 +70,7 @@ export async function updateProduct(actorId: number, id: number, body: UpdatePro
     return product
   })
   outboxWritten()
+  await catalogueChanged()
   return product
 }
 
@@ -252,4 +86,5 @@ export async function deleteProduct(actorId: number, id: number): Promise<void> 
     await recordEvent(tx, 'product.deleted', toProduct(row))
   })
   outboxWritten()
+  await catalogueChanged()
 }
