@@ -1,59 +1,45 @@
-import { and, asc, count, desc, eq, type SQL } from 'drizzle-orm'
-import { db } from '../../db/client'
-import { orderItems, orderStatusHistory, orders } from '../../db/schema'
+import { asc, eq } from 'drizzle-orm'
+import type { Fragment } from 'postgres'
+import { db, sql } from '../../db/client'
+import { orderStatusHistory } from '../../db/schema'
 import { notFound } from '../../lib/errors'
 import { paged } from '../../lib/model'
 import type { Principal } from '../auth/guard'
 import type { Order, OrderStatus } from './model'
 
-type OrderRow = typeof orders.$inferSelect & { items: (typeof orderItems.$inferSelect)[] }
+// An order is read as the order_document SQL function (migration 0007) writes it: the one
+// definition of the document, shared with the responses of placing and moving orders and with
+// the data of their webhook events.
+const document = sql`order_document(o, order_items_document(o.id))`
 
-const toOrder = (row: OrderRow): Order => ({
-  id: row.id,
-  user_id: row.userId,
-  status: row.status,
-  total_cents: row.totalCents,
-  items: row.items.map((item) => ({
-    product_id: item.productId,
-    name: item.name,
-    unit_price_cents: item.unitPriceCents,
-    quantity: item.quantity,
-    line_total_cents: item.lineTotalCents,
-  })),
-  shipment:
-    row.carrier && row.trackingNumber && row.shippedAt
-      ? { carrier: row.carrier, tracking_number: row.trackingNumber, shipped_at: row.shippedAt.toISOString() }
-      : null,
-  delivered_at: row.deliveredAt?.toISOString() ?? null,
-  created_at: row.createdAt.toISOString(),
-  updated_at: row.updatedAt.toISOString(),
-})
-
-async function listOrders(where: SQL | undefined, page: number, limit: number, offset: number) {
+async function listOrders(conditions: (Fragment | undefined)[], page: number, limit: number, offset: number) {
+  const present = conditions.filter((condition) => condition !== undefined)
+  const where = present.length ? sql`WHERE ${present.reduce((all, condition) => sql`${all} AND ${condition}`)}` : sql``
   const [rows, [totals]] = await Promise.all([
-    db.query.orders.findMany({
-      where,
-      orderBy: [desc(orders.id)],
-      limit,
-      offset,
-      with: { items: { orderBy: [orderItems.productId] } },
-    }),
-    db.select({ total: count() }).from(orders).where(where),
+    sql<
+      { order: Order }[]
+    >`SELECT ${document} AS order FROM orders o ${where} ORDER BY o.id DESC LIMIT ${limit} OFFSET ${offset}`,
+    sql<{ total: number }[]>`SELECT count(*)::int AS total FROM orders o ${where}`,
   ])
-  return paged(rows.map(toOrder), totals?.total ?? 0, page, limit)
+  return paged(
+    rows.map((row) => row.order),
+    totals?.total ?? 0,
+    page,
+    limit,
+  )
 }
 
 type Page = { page: number; limit: number; offset: number }
 
 export const listOrdersOfUser = (userId: number, { page, limit, offset }: Page) =>
-  listOrders(eq(orders.userId, userId), page, limit, offset)
+  listOrders([sql`o.user_id = ${userId}`], page, limit, offset)
 
 export const listAllOrders = (filters: { status?: OrderStatus; userId?: number }, { page, limit, offset }: Page) =>
   listOrders(
-    and(
-      filters.status ? eq(orders.status, filters.status) : undefined,
-      filters.userId ? eq(orders.userId, filters.userId) : undefined,
-    ),
+    [
+      filters.status ? sql`o.status = ${filters.status}` : undefined,
+      filters.userId ? sql`o.user_id = ${filters.userId}` : undefined,
+    ],
     page,
     limit,
     offset,
@@ -80,10 +66,7 @@ export async function getOrderHistory(id: number, viewer: Principal) {
 
 /** The owner and admins see an order; to anyone else it does not exist. */
 export async function getOrder(id: number, viewer: Principal): Promise<Order> {
-  const row = await db.query.orders.findFirst({
-    where: eq(orders.id, id),
-    with: { items: { orderBy: [orderItems.productId] } },
-  })
-  if (!row || (viewer.role !== 'admin' && row.userId !== viewer.id)) throw notFound(`Order ${id} not found`)
-  return toOrder(row)
+  const [row] = await sql<{ order: Order }[]>`SELECT ${document} AS order FROM orders o WHERE o.id = ${id}`
+  if (!row || (viewer.role !== 'admin' && row.order.user_id !== viewer.id)) throw notFound(`Order ${id} not found`)
+  return row.order
 }
