@@ -240,6 +240,15 @@ describe('post-order jobs', () => {
   })
 })
 
+describe('queue names in SQL', () => {
+  test('the events fan-out trigger (SQL, migration 0007) writes the queue and job names definitions.ts declares', async () => {
+    const [row] = await sql<
+      { definition: string }[]
+    >`SELECT pg_get_functiondef('fan_out_events'::regproc) AS definition`
+    expect(row!.definition).toContain(`'${QUEUES.webhooks}', '${JOB_NAMES.webhookDelivery}'`)
+  })
+})
+
 describe('housekeeping', () => {
   test('outbox rows done over a week ago are deleted; recent ones and unfinished ones stay', async () => {
     const rows = await sql<{ id: string }[]>`

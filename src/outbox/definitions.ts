@@ -4,6 +4,8 @@ import { config } from '../config'
 import { AuditAction } from './events'
 
 // Queues, job names and payloads, declared once for the producer (API) and the consumer (worker).
+// SQL cannot import them: the webhook fan-out trigger (migration 0007) writes `webhooks` /
+// `webhook.delivery` itself, and a test (jobs.test.ts) fails if the two drift apart.
 
 export const QUEUES = {
   orderConfirmation: 'order-confirmation',
