@@ -4,23 +4,29 @@ import { logger } from './lib/logger'
 import { createMailer, type Mailer } from './lib/mailer'
 import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
-import { orderHousekeeping, orderJobs } from './modules/orders/jobs'
-import { webhookHousekeeping, webhookJobs } from './modules/webhooks/jobs'
+import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
+import { webhookEffects, webhookHousekeeping, webhookJobs } from './modules/webhooks/jobs'
 import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions } from './outbox/workers'
 
 // The worker process: the features' background work, composed, as src/app.ts composes routes.
 
 const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...webhookHousekeeping }
 
+/** How the reconciler tells that each queue's work is done, from the features that own them. */
+export const effects = { ...orderEffects, ...webhookEffects }
+
 /** Every feature's housekeeping, once (the scheduler runs it every 10 minutes). */
 export const housekeeping = () => runHousekeeping(housekeepingTasks)
 
 /** Starts a BullMQ worker for every queue the features consume; `close()` drains them. */
-export const startWorkers = (options: { mailer: Mailer } & Omit<WorkerOptions, 'handlers' | 'housekeeping'>) =>
+export const startWorkers = (
+  options: { mailer: Mailer } & Omit<WorkerOptions, 'handlers' | 'housekeeping' | 'effects'>,
+) =>
   startQueueWorkers({
     ...options,
     handlers: [...orderJobs(options.mailer), ...webhookJobs],
     housekeeping: housekeepingTasks,
+    effects,
   })
 
 if (import.meta.main) await main()

@@ -3,6 +3,7 @@ import { Queue } from 'bullmq'
 import { JOB_NAMES, QUEUE_NAMES, QUEUES, SCHEDULER_IDS } from '../src/outbox/definitions'
 import type { Queues } from '../src/outbox/queues'
 import { reconcile } from '../src/outbox/reconcile'
+import { effects as effectChecks } from '../src/worker'
 import { createProducerConnection } from '../src/lib/redis'
 import { call, countWhere, createAdmin, createProduct, freePort, registerCustomer, sql, waitFor } from './helpers'
 import { spawnService, startApi, startWorker, stopServices } from './processes'
@@ -179,14 +180,14 @@ describe('a reconciler pass', () => {
     await backdate()
     const waitingBefore = await queues[QUEUES.orderConfirmation].getWaitingCount()
     expect(waitingBefore).toBeGreaterThan(0)
-    expect((await reconcile(queues, 60))[QUEUES.orderConfirmation]).toBe(0)
+    expect((await reconcile(queues, 60, effectChecks))[QUEUES.orderConfirmation]).toBe(0)
     expect(await queues[QUEUES.orderConfirmation].getWaitingCount()).toBe(waitingBefore)
 
     // One job lost: its rows are handed over again under a new id; the others stay as they were.
     const lostJobId = rows[0]!.job_id as string
     await queues[QUEUES.orderConfirmation].remove(lostJobId)
     await backdate()
-    const result = await reconcile(queues, 60)
+    const result = await reconcile(queues, 60, effectChecks)
     expect(result[QUEUES.orderConfirmation]).toBe(rows.filter((row) => row.job_id === lostJobId).length)
     const after = await ours()
     const moved = after.filter((row) => row.job_id !== rows.find((before) => before.id === row.id)!.job_id)
@@ -199,7 +200,7 @@ describe('a reconciler pass', () => {
     // Confirmed (by anyone): the rows are done, whatever their jobs' state.
     await sql`UPDATE orders SET status = 'confirmed' WHERE id = ANY(${orderIds})`
     await backdate()
-    await reconcile(queues, 60)
+    await reconcile(queues, 60, effectChecks)
     expect((await ours()).every((row) => row.done_at !== null)).toBe(true)
     await Promise.all(Object.values(queues).map((queue) => queue.obliterate({ force: true })))
   })
@@ -215,7 +216,7 @@ describe('a reconciler pass', () => {
         (${QUEUES.webhooks}, ${JOB_NAMES.webhookDelivery}, '{"deliveryId": -1}', now() - interval '1 hour')
       RETURNING id`
     try {
-      await reconcile(queues, 60)
+      await reconcile(queues, 60, effectChecks)
       const rows = await sql`SELECT done_at FROM outbox WHERE id IN ${sql(malformed.map((row) => row.id))}`
       expect(rows.map((row) => row.done_at !== null)).toEqual([true, true, true, true, true])
     } finally {
@@ -245,7 +246,7 @@ describe('a reconciler pass', () => {
       .exec()
     expect(await queues[QUEUES.webhooks].getJobState(row!.job_id)).toBe('failed')
     await sql`UPDATE outbox SET sent_at = now() - interval '1 hour' WHERE id = ${row!.id}`
-    expect((await reconcile(queues, 60))[QUEUES.webhooks]).toBe(1)
+    expect((await reconcile(queues, 60, effectChecks))[QUEUES.webhooks]).toBe(1)
     // Under the delivery's own job id: one job per delivery.
     const [moved] = await sql<{ job_id: string }[]>`SELECT job_id FROM outbox WHERE id = ${row!.id}`
     expect(moved!.job_id).toBe(row!.job_id)

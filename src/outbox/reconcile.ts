@@ -30,37 +30,20 @@ const CHUNK = 500
 type Candidate = OutboxRow & { job_id: string | null; finished: boolean | null }
 
 /**
- * Whether a row's effect is in the database, per queue (null: the job's state must tell).
- * - a confirmation: none of its orders is still pending (confirmed, or cancelled first);
- * - an audit: every entry's key has its row;
- * - a notification: its message was sent, or the order is gone;
- * - a webhook delivery: it is no longer pending (succeeded, failed, or deleted with its event).
- * A payload of the wrong shape counts as done: no job can do it (its failed job says why).
+ * Whether an outbox row's effect is in the database: SQL over the row (`row` is its alias, with
+ * its `queue` and `payload`), from the module that owns the queue (its jobs.ts). A payload of the
+ * wrong shape must count as done: no job can do it (its failed job says why).
  */
-const finishedSql = (o: string) => {
-  const id = (path: string) => `CASE WHEN ${path} ~ '^[0-9]{1,9}$' THEN (${path})::int END`
-  const orderIds = `coalesce(${o}.payload->'orderIds', jsonb_build_array(${o}.payload->'orderId'))`
-  return sql.unsafe(`
-  CASE ${o}.queue
-    WHEN '${QUEUES.orderConfirmation}' THEN CASE WHEN jsonb_typeof(${orderIds}) <> 'array' THEN true
-      ELSE NOT EXISTS (
-        SELECT 1 FROM orders WHERE status = 'pending' AND id IN (
-          SELECT ${id('x')} FROM jsonb_array_elements_text(${orderIds}) AS x)) END
-    WHEN '${QUEUES.audit}' THEN CASE
-      WHEN jsonb_typeof(${o}.payload->'entries') = 'array' THEN NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(${o}.payload->'entries') e
-        WHERE jsonb_typeof(e->'key') = 'string'
-          AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = e->>'key'))
-      ELSE EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = 'outbox-' || ${o}.id) END
-    WHEN '${QUEUES.orderNotification}' THEN
-      EXISTS (
-        SELECT 1 FROM notifications n WHERE n.sent_at IS NOT NULL
-          AND n.dedupe_key = 'order-' || (${o}.payload->>'kind') || ':' || (${o}.payload->>'orderId'))
-      OR NOT EXISTS (SELECT 1 FROM orders WHERE id = ${id(`${o}.payload->>'orderId'`)})
-    WHEN '${QUEUES.webhooks}' THEN NOT EXISTS (
-      SELECT 1 FROM webhook_deliveries d
-      WHERE d.id = ${id(`${o}.payload->>'deliveryId'`)} AND d.status = 'pending')
-  END`)
+export type EffectDone = (row: string) => string
+export type EffectChecks = Partial<Record<QueueName, EffectDone>>
+
+/** SQL: the payload field at `path` (text) as an int, or null when it is not one. */
+export const payloadInt = (path: string) => `CASE WHEN ${path} ~ '^[0-9]{1,9}$' THEN (${path})::int END`
+
+// Null for a queue no module checks: the job's state must tell.
+const finishedSql = (checks: EffectChecks, row: string) => {
+  const cases = Object.entries(checks).map(([queue, done]) => `WHEN '${queue}' THEN ${done!(row)}`)
+  return sql.unsafe(cases.length ? `CASE ${row}.queue ${cases.join(' ')} END` : 'NULL::boolean')
 }
 
 export type ReconcileResult = Record<QueueName | 'unrelayed', number>
@@ -70,12 +53,12 @@ export type ReconcileResult = Record<QueueName | 'unrelayed', number>
  * whose effect is done are marked so (and never looked at again); the others whose job is not
  * live are handed to BullMQ again. Returns how many items of each kind it brought back.
  */
-export async function reconcile(queues: Queues, afterSeconds: number): Promise<ReconcileResult> {
+export async function reconcile(queues: Queues, afterSeconds: number, checks: EffectChecks): Promise<ReconcileResult> {
   const found = Object.fromEntries([...Object.values(QUEUES), 'unrelayed'].map((kind) => [kind, 0])) as ReconcileResult
   found.unrelayed = await relayForgottenRows(queues, afterSeconds)
   const stamp = Date.now().toString(36)
   let examined: number
-  do examined = await reconcileChunk(queues, afterSeconds, stamp, found)
+  do examined = await reconcileChunk(queues, afterSeconds, checks, stamp, found)
   while (examined === CHUNK)
   const total = Object.values(found).reduce((sum, count) => sum + count, 0)
   for (const [kind, count] of Object.entries(found)) if (count) reconciledItems.inc({ kind }, count)
@@ -87,7 +70,13 @@ export async function reconcile(queues: Queues, afterSeconds: number): Promise<R
  * Looks at up to CHUNK rows. Each leaves the candidates: done, handed over again, or (its job
  * still live, or its queue unknown here) looked at again one period later.
  */
-async function reconcileChunk(queues: Queues, afterSeconds: number, stamp: string, found: ReconcileResult) {
+async function reconcileChunk(
+  queues: Queues,
+  afterSeconds: number,
+  checks: EffectChecks,
+  stamp: string,
+  found: ReconcileResult,
+) {
   return sql.begin(async (tx) => {
     const rows = await tx<Candidate[]>`
       WITH candidates AS (
@@ -96,7 +85,7 @@ async function reconcileChunk(queues: Queues, afterSeconds: number, stamp: strin
         ORDER BY sent_at LIMIT ${CHUNK}
         FOR UPDATE SKIP LOCKED
       ),
-      checked AS (SELECT c.*, ${finishedSql('c')} AS finished FROM candidates c),
+      checked AS (SELECT c.*, ${finishedSql(checks, 'c')} AS finished FROM candidates c),
       done AS (UPDATE outbox SET done_at = now() FROM checked WHERE outbox.id = checked.id AND checked.finished)
       SELECT id, queue, name, payload, job_id, finished FROM checked`
     const open = rows.filter((row) => !row.finished && queues[row.queue])

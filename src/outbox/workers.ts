@@ -17,7 +17,7 @@ import {
 } from './definitions'
 import { deleteRelayedOutboxRows } from './enqueue'
 import type { Queues } from './queues'
-import { reconcile } from './reconcile'
+import { type EffectChecks, reconcile } from './reconcile'
 
 // The worker's plumbing: one BullMQ worker per queue, running the handlers the features give
 // it, plus the cluster-wide schedules (housekeeping and the reconciler). It knows no feature:
@@ -66,6 +66,8 @@ export function checked<S extends TSchema, L extends TSchema = S>(
 export type WorkerOptions = {
   handlers: QueueHandler[]
   housekeeping: HousekeepingTasks
+  /** How the reconciler tells, per queue, that a row's effect is done (the modules' jobs.ts). */
+  effects: EffectChecks
   redisUrl?: string
   prefix?: string
   concurrency?: number
@@ -112,7 +114,7 @@ export function startWorkers(options: WorkerOptions) {
       QUEUES.housekeeping,
       (job) =>
         job.name === JOB_NAMES.reconcile
-          ? reconcile(producers, reconcileAfterSeconds)
+          ? reconcile(producers, reconcileAfterSeconds, options.effects)
           : runHousekeeping(options.housekeeping),
       { ...common, concurrency: 1 },
     ),

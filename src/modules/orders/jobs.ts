@@ -13,6 +13,7 @@ import {
   OrderNotificationPayload,
   QUEUES,
 } from '../../outbox/definitions'
+import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
 import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
 import { deleteExpiredIdempotencyKeys } from './place'
 import { moveOrders } from './transition'
@@ -251,3 +252,28 @@ export const orderJobs = (mailer: Mailer): QueueHandler[] => [
 
 /** Idempotency keys past their 24 h window (ignored on read anyway). */
 export const orderHousekeeping: HousekeepingTasks = { keys: deleteExpiredIdempotencyKeys }
+
+const orderIdsOf = (row: string) => `coalesce(${row}.payload->'orderIds', jsonb_build_array(${row}.payload->'orderId'))`
+
+/**
+ * For the reconciler: when this module's jobs have had their effect.
+ * - a confirmation: none of its orders is still pending (confirmed, or cancelled first);
+ * - an audit: every entry's key has its row;
+ * - a notification: its message was sent, or the order is gone.
+ */
+export const orderEffects: EffectChecks = {
+  [QUEUES.orderConfirmation]: (row) => `CASE WHEN jsonb_typeof(${orderIdsOf(row)}) <> 'array' THEN true
+    ELSE NOT EXISTS (
+      SELECT 1 FROM orders WHERE status = 'pending' AND id IN (
+        SELECT ${payloadInt('x')} FROM jsonb_array_elements_text(${orderIdsOf(row)}) AS x)) END`,
+  [QUEUES.audit]: (row) => `CASE
+    WHEN jsonb_typeof(${row}.payload->'entries') = 'array' THEN NOT EXISTS (
+      SELECT 1 FROM jsonb_array_elements(${row}.payload->'entries') e
+      WHERE jsonb_typeof(e->'key') = 'string'
+        AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = e->>'key'))
+    ELSE EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = 'outbox-' || ${row}.id) END`,
+  [QUEUES.orderNotification]: (row) => `EXISTS (
+      SELECT 1 FROM notifications n WHERE n.sent_at IS NOT NULL
+        AND n.dedupe_key = 'order-' || (${row}.payload->>'kind') || ':' || (${row}.payload->>'orderId'))
+    OR NOT EXISTS (SELECT 1 FROM orders WHERE id = ${payloadInt(`${row}.payload->>'orderId'`)})`,
+}

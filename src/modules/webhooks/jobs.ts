@@ -1,5 +1,6 @@
 import { DelayedError, type Job } from 'bullmq'
 import { QUEUES, WEBHOOK_BACKOFF, WebhookDeliveryJob } from '../../outbox/definitions'
+import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
 import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
 import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from './delivery'
 import { deleteOldEvents } from './service'
@@ -31,3 +32,10 @@ export const webhookJobs: QueueHandler[] = [
 
 /** Events older than 30 days, with their deliveries once none is pending. */
 export const webhookHousekeeping: HousekeepingTasks = { events: deleteOldEvents }
+
+/** For the reconciler: a delivery's job has had its effect once it is no longer pending (sent, given up, or deleted with its event). */
+export const webhookEffects: EffectChecks = {
+  [QUEUES.webhooks]: (row) => `NOT EXISTS (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.id = ${payloadInt(`${row}.payload->>'deliveryId'`)} AND d.status = 'pending')`,
+}
