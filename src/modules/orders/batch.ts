@@ -27,6 +27,9 @@ export type OrderOutcome =
 
 type LockedProduct = { id: number; name: string; price_cents: number; inventory: number; is_active: boolean }
 // Answers stored before orders had a shipment and delivered_at lack them: replayed as null.
+/** An order allocated in this batch: what is written. Its document is made by SQL (order_document). */
+type Placement = Pick<Order, 'id' | 'user_id' | 'total_cents' | 'items'>
+
 type StoredOrder = Omit<Order, 'shipment' | 'delivered_at'> & Partial<Pick<Order, 'shipment' | 'delivered_at'>>
 type StoredKey = {
   user_id: number
@@ -88,18 +91,17 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
   // Row locks in ascending id order; ids for every order of the batch reserved in the same round trip.
   const [locked, reservedIds] = await Promise.all([
     // Inventory (bigint) as a double: exact far beyond any stock, and a number in JavaScript.
-    tx<(LockedProduct & { now: string })[]>`
-      SELECT id, name, price_cents, inventory::float8 AS inventory, is_active, iso_time(now()) AS now
+    tx<LockedProduct[]>`
+      SELECT id, name, price_cents, inventory::float8 AS inventory, is_active
       FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
       ORDER BY id FOR UPDATE`,
     tx<{ id: number }[]>`
       SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`,
   ])
   const products = new Map(locked.map((product) => [product.id, product]))
-  const now = locked[0]?.now ?? new Date().toISOString()
 
   // Allocation in arrival order, against the locked rows.
-  const placed: { index: number; order: Order }[] = []
+  const placed: { index: number; order: Placement }[] = []
   for (const index of toPlace) {
     const request = requests[index]!
     const refusal = refuse(request, products)
@@ -119,22 +121,19 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
         line_total_cents: product.price_cents * quantity,
       }
     })
-    const order: Order = {
-      id: reservedIds[placed.length]!.id,
-      user_id: request.userId,
-      status: 'pending',
-      total_cents: items.reduce((sum, item) => sum + item.line_total_cents, 0),
-      items,
-      shipment: null,
-      delivered_at: null,
-      created_at: now,
-      updated_at: now,
-    }
-    placed.push({ index, order })
-    outcomes[index] = { kind: 'placed', order }
+    placed.push({
+      index,
+      order: {
+        id: reservedIds[placed.length]!.id,
+        user_id: request.userId,
+        total_cents: items.reduce((sum, item) => sum + item.line_total_cents, 0),
+        items,
+      },
+    })
   }
 
-  await writeBatch(tx, requests, placed, outcomes, keyed)
+  const documents = await writeBatch(tx, requests, placed, outcomes, keyed)
+  for (const { index, order } of placed) outcomes[index] = { kind: 'placed', order: documents.get(order.id)! }
 
   // Duplicates inside the batch get what their first request got.
   return outcomes.map((outcome, index) => {
@@ -226,17 +225,17 @@ const refuse = (request: OrderRequest, products: Map<number, LockedProduct>) =>
 async function writeBatch(
   tx: TransactionSql,
   requests: OrderRequest[],
-  placed: { index: number; order: Order }[],
+  placed: { index: number; order: Placement }[],
   outcomes: (OrderOutcome | undefined)[],
   keyed: number[],
-) {
+): Promise<Map<number, Order>> {
   const taken = new Map<number, number>()
   for (const { order } of placed)
     for (const item of order.items) taken.set(item.product_id, (taken.get(item.product_id) ?? 0) + item.quantity)
   const lines = placed.flatMap(({ order }) => order.items.map((item) => ({ orderId: order.id, ...item })))
   const stored = placed.filter(({ index }) => requests[index]!.idempotencyKey)
   const released = keyed.filter((index) => outcomes[index]?.kind === 'rejected')
-  if (!placed.length && !released.length) return
+  if (!placed.length && !released.length) return new Map()
   const confirmations: OrderConfirmationJob = { orderIds: placed.map(({ order }) => order.id) }
   const audits: AuditJob = {
     entries: placed.map(({ order }) => ({
@@ -252,7 +251,7 @@ async function writeBatch(
     })),
   }
 
-  await tx`
+  const rows = await tx<{ id: number; body: Order }[]>`
     WITH taken AS (
       UPDATE products p SET inventory = p.inventory - t.quantity, updated_at = now()
       FROM unnest(${[...taken.keys()]}::int[], ${[...taken.values()]}::int[]) AS t(id, quantity)
@@ -262,7 +261,7 @@ async function writeBatch(
       INSERT INTO orders (id, user_id, total_cents) OVERRIDING SYSTEM VALUE
       SELECT * FROM unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ order }) => order.user_id)}::int[],
         ${placed.map(({ order }) => order.total_cents)}::bigint[])
-      RETURNING id, user_id, total_cents
+      RETURNING *
     ),
     history AS (
       INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role)
@@ -273,12 +272,18 @@ async function writeBatch(
       SELECT * FROM unnest(${lines.map((l) => l.orderId)}::int[], ${lines.map((l) => l.product_id)}::int[],
         ${lines.map((l) => l.name)}::text[], ${lines.map((l) => l.unit_price_cents)}::int[],
         ${lines.map((l) => l.quantity)}::int[], ${lines.map((l) => l.line_total_cents)}::bigint[])
+      RETURNING *
     ),
-    -- Each order's order.placed event, its data the order as the response shows it.
+    -- Each order as the API shows it (order_document): the response, and its order.placed event's data.
+    items AS (
+      SELECT order_id, jsonb_agg(order_item_document(l::order_items) ORDER BY l.product_id) AS items
+      FROM lines l GROUP BY order_id
+    ),
+    documents AS (
+      SELECT o.id, order_document(o::orders, i.items) AS body FROM placed o JOIN items i ON i.order_id = o.id
+    ),
     events_written AS (
-      INSERT INTO events (type, order_id, payload)
-      SELECT 'order.placed', * FROM unnest(${placed.map(({ order }) => order.id)}::int[],
-        ${placed.map(({ order }) => JSON.stringify(order))}::jsonb[])
+      INSERT INTO events (type, order_id, payload) SELECT 'order.placed', id, body FROM documents
     ),
     -- The batch's post-order jobs, two outbox rows for all its orders, in the same transaction:
     -- they exist if and only if the orders do.
@@ -291,12 +296,17 @@ async function writeBatch(
       WHERE ${placed.length}::int > 0
     ),
     responses AS (
-      UPDATE idempotency_keys k SET response_status = 201, response_body = r.body, order_id = r.order_id
+      UPDATE idempotency_keys k SET response_status = 201, response_body = d.body, order_id = d.id
       FROM unnest(${stored.map(({ index }) => requests[index]!.userId)}::int[], ${stored.map(({ index }) => requests[index]!.idempotencyKey!)}::text[],
-        ${stored.map(({ order }) => JSON.stringify(order))}::jsonb[], ${stored.map(({ order }) => order.id)}::int[]) AS r(user_id, key, body, order_id)
+        ${stored.map(({ order }) => order.id)}::int[]) AS r(user_id, key, order_id)
+        JOIN documents d ON d.id = r.order_id
       WHERE k.user_id = r.user_id AND k.key = r.key
-    )
+    ),
+    released AS (
     DELETE FROM idempotency_keys k
     USING unnest(${released.map((index) => requests[index]!.userId)}::int[], ${released.map((index) => requests[index]!.idempotencyKey!)}::text[]) AS r(user_id, key)
-    WHERE k.user_id = r.user_id AND k.key = r.key`
+    WHERE k.user_id = r.user_id AND k.key = r.key
+    )
+    SELECT id, body FROM documents`
+  return new Map(rows.map((row) => [row.id, row.body]))
 }

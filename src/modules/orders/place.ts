@@ -92,10 +92,7 @@ export async function takeStockAndInsertOrder(
     -- The order as the API shows it: the response, and the data of its order.placed event.
     document AS (
       SELECT o.id, order_document(o::orders, (
-        SELECT jsonb_agg(jsonb_build_object(
-            'product_id', l.product_id, 'name', l.name, 'unit_price_cents', l.unit_price_cents,
-            'quantity', l.quantity, 'line_total_cents', l.line_total_cents) ORDER BY l.product_id)
-        FROM lines l)) AS body
+        SELECT jsonb_agg(order_item_document(l::order_items) ORDER BY l.product_id) FROM lines l)) AS body
       FROM placed o
     ),
     events_written AS (
