@@ -54,6 +54,8 @@ const EnvSchema = t.Object({
   RECONCILE_INTERVAL_SECONDS: t.Integer({ minimum: 1, maximum: 3_600, default: 60 }),
   // Failed jobs stay (for operators, in Bull Board) this many days, and at most this many per queue.
   FAILED_JOB_RETENTION_DAYS: t.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  // The catalogue's change feed is read within seconds; a poll 5 minutes late counts all changed.
+  PRODUCT_CHANGES_RETENTION_MINUTES: t.Integer({ minimum: 10, maximum: 10_080, default: 15 }),
   FAILED_JOB_RETENTION_COUNT: t.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000 }),
   // Optional: send confirmations over SMTP (smtp://user:pass@host:587) instead of only recording them.
   SMTP_URL: t.Optional(t.String({ pattern: '^smtps?://' })),

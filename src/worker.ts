@@ -5,12 +5,13 @@ import { createMailer, type Mailer } from './lib/mailer'
 import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
+import { productHousekeeping } from './modules/products/jobs'
 import { webhookEffects, webhookHousekeeping, webhookJobs } from './modules/webhooks/jobs'
 import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions } from './outbox/workers'
 
 // The worker process: the features' background work, composed, as src/app.ts composes routes.
 
-const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...webhookHousekeeping }
+const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...productHousekeeping, ...webhookHousekeeping }
 
 /** How the reconciler tells that each queue's work is done, from the features that own them. */
 export const effects = { ...orderEffects, ...webhookEffects }

@@ -132,18 +132,3 @@ export class CountingMailer implements Mailer {
     this.sent.push(message)
   }
 }
-
-/**
- * The catalogue's change polls report every product written since the oldest transaction still
- * open anywhere in the cluster began (see products/changes.ts). A test that counts cache hits or
- * what a poll reports therefore depends on there being no such transaction older than a moment:
- * this waits for any to end and otherwise fails, naming them.
- */
-export async function expectNoLongTransactions(timeoutMs = 10_000) {
-  const open = () => sql<{ pid: number; application_name: string; state: string; query: string }[]>`
-    SELECT pid, application_name, state, left(query, 80) AS query FROM pg_stat_activity
-    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-      AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND xact_start < now() - interval '1 second'`
-  const holders = await waitFor(async () => ((await open()).length ? undefined : []), timeoutMs, 100)
-  expect({ transactionsHoldingTheHorizon: holders ?? (await open()) }).toEqual({ transactionsHoldingTheHorizon: [] })
-}

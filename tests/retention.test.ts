@@ -4,6 +4,7 @@ import { deleteBenchQueueKeys } from '../bench/queue-keys'
 import { config } from '../src/config'
 import { JOB_NAMES, QUEUES } from '../src/outbox/definitions'
 import { deleteEndedSessions } from '../src/modules/auth/sessions'
+import { deleteOldProductChanges } from '../src/modules/products/queries'
 import { createProducerConnection } from '../src/lib/redis'
 import { call, registerCustomer, sql, waitFor } from './helpers'
 import { startApi, startWorker, stopServices } from './processes'
@@ -68,6 +69,24 @@ test('sessions ended (expired or revoked) over a week ago are deleted with their
   const left = await sql<{ id: number }[]>`SELECT id FROM sessions WHERE id IN ${sql([oldId, recentId, liveId])}`
   expect(left.map((row) => row.id).sort()).toEqual([recentId, liveId].sort())
   expect((await sql`SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = ${oldId}`)[0]!.n).toBe(0)
+})
+
+test('the catalogue change feed keeps PRODUCT_CHANGES_RETENTION_MINUTES of rows; older ones go with housekeeping', async () => {
+  const [product] = await sql<{ id: number }[]>`
+    INSERT INTO products (name, price_cents, inventory) VALUES (${`Feed ${process.pid}`}, 100, 1) RETURNING id`
+  const rows = () =>
+    sql<
+      { age: string }[]
+    >`SELECT (now() - changed_at)::text AS age FROM product_changes WHERE product_id = ${product!.id}`
+  // The insert wrote one row; age one of two by hand, then keep what is younger than 15 minutes.
+  await sql`UPDATE products SET inventory = 2 WHERE id = ${product!.id}`
+  expect(await rows()).toHaveLength(2)
+  await sql`
+    UPDATE product_changes SET changed_at = now() - interval '16 minutes'
+    WHERE ctid = (SELECT ctid FROM product_changes WHERE product_id = ${product!.id} LIMIT 1)`
+  expect(config.PRODUCT_CHANGES_RETENTION_MINUTES).toBe(15)
+  expect(await deleteOldProductChanges(config.PRODUCT_CHANGES_RETENTION_MINUTES)).toBeGreaterThanOrEqual(1)
+  expect(await rows()).toHaveLength(1)
 })
 
 test('rate-limit counters in Redis expire with their window', async () => {

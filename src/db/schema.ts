@@ -3,6 +3,7 @@ import {
   bigint,
   boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -100,6 +101,32 @@ export const catalogueVersion = pgTable(
     version: bigint('version', { mode: 'number' }).notNull().default(0),
   },
   (table) => [check('catalogue_version_single', sql`${table.single}`)],
+)
+
+/** A 64-bit transaction id: it never wraps around (Postgres's `xid8`). */
+const xid8 = customType<{ data: string }>({ dataType: () => 'xid8' })
+
+/**
+ * The catalogue's change feed: one row per product per statement that writes it, made by
+ * statement-level triggers on products (migration 0018), whoever writes (the API, the worker, a
+ * script, plain SQL). Each API process polls it by the writing transaction's id (productChangesSince
+ * in products/queries.ts), so a poll costs what changed since the last, whatever the catalogue's
+ * size. The worker's housekeeping deletes rows past PRODUCT_CHANGES_RETENTION_MINUTES.
+ */
+export const productChanges = pgTable(
+  'product_changes',
+  {
+    productId: integer('product_id').notNull(),
+    xid: xid8('xid')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
+    changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (table) => [
+    index('product_changes_xid_idx').on(table.xid),
+    // Rows arrive in time order: a block range index finds the old ones for almost nothing.
+    index('product_changes_changed_at_idx').using('brin', table.changedAt),
+  ],
 )
 
 export const products = pgTable(

@@ -2,12 +2,18 @@ import { logger } from '../../lib/logger'
 import { productChangesSince } from './queries'
 
 // Which products changed, as Postgres tells it: while products are read, each process asks every
-// POLL_EVERY_MS for the rows written since its previous look and for the catalogue version
-// (productChangesSince). So a cached answer can stay for as long as nothing it shows changes and
+// POLL_EVERY_MS for the products written since its previous look (the change feed) and for the
+// catalogue version (productChangesSince). So a cached answer can stay for as long as nothing it shows changes and
 // still be less than a second stale, whichever process or script made the change. Polls are
 // numbered; a read notes how many had completed when it began, and a later poll vouches for it.
 
 const POLL_EVERY_MS = 400
+/**
+ * A poll later than this after the previous one cannot trust the feed to hold all it missed
+ * (the worker deletes rows past PRODUCT_CHANGES_RETENTION_MINUTES, 15 by default): it counts
+ * every product as changed.
+ */
+const FEED_TRUSTED_FOR_MS = 5 * 60_000
 const REMEMBERED_POLLS = 32
 
 type Changed = ReadonlySet<number> | 'all'
@@ -21,10 +27,10 @@ type Options = {
 
 export function watchProductChanges({ onChange, wanted }: Options) {
   let completed = 0
-  // The first poll of a run only takes a horizon: it vouches for reads begun after it, not before.
+  // The first poll of a run only takes a snapshot: it vouches for reads begun after it, not before.
   let baseline = Number.POSITIVE_INFINITY
   let lastSentAt = 0
-  let horizon: string | undefined
+  let snapshot: string | undefined
   let version: string | undefined
   const recent = new Map<number, Changed>()
   let running = false
@@ -33,10 +39,12 @@ export function watchProductChanges({ onChange, wanted }: Options) {
 
   async function pollOnce() {
     const sentAt = performance.now()
-    const found = await productChangesSince(horizon)
-    const changed: Changed = horizon === undefined || found.version !== version ? 'all' : new Set(found.changed)
-    if (horizon === undefined) baseline = completed + 1
-    horizon = found.horizon
+    const missedTooMuch = sentAt - lastSentAt > FEED_TRUSTED_FOR_MS
+    const found = await productChangesSince(missedTooMuch ? undefined : snapshot)
+    const changed: Changed =
+      snapshot === undefined || missedTooMuch || found.version !== version ? 'all' : new Set(found.changed)
+    if (snapshot === undefined) baseline = completed + 1
+    snapshot = found.snapshot
     version = found.version
     completed += 1
     lastSentAt = sentAt
@@ -59,7 +67,7 @@ export function watchProductChanges({ onChange, wanted }: Options) {
       await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS).unref())
     }
     running = false
-    horizon = undefined
+    snapshot = undefined
     baseline = Number.POSITIVE_INFINITY
   }
 

@@ -153,31 +153,41 @@ export async function findProducts(ids: readonly number[]): Promise<Product[]> {
 }
 
 export type ProductChanges = {
-  /** The oldest transaction still running when this statement's snapshot was taken (an xid). */
-  horizon: string
+  /** This call's snapshot (pg_snapshot as text): pass it to the next call. */
+  snapshot: string
   /** catalogue_version: it moves with every write to the catalogue other than stock. */
   version: string
-  /** Products written since the earlier horizon (none on the first call). */
+  /** Products written since the earlier snapshot (none on the first call). */
   changed: number[]
 }
 
 /**
- * The products written by every transaction that an earlier call's snapshot could not see:
- * those that were still running then have an xid at or after its horizon, and so have those that
- * began later; every row version they wrote carries that xid as its xmin. So successive calls,
- * each passing the horizon the previous one returned, miss no commit, whoever made it (an order,
- * a cancel, an admin, another replica, a script). `age()` compares xids across wraparound.
- * A sequential scan with no index to keep up on the order path: ~8 ms on 100 000 products.
- * Deleted rows leave no version to find; the catalogue version tells of those (and of every other
- * write but stock).
+ * The products written by every transaction that committed after an earlier call's snapshot was
+ * taken, from the change feed (product_changes, one row per product per writing statement, made
+ * by triggers). Such a transaction was either still running then (in the snapshot's list of
+ * running ids) or began after it (an id at or past its xmax); both are index lookups on the
+ * 64-bit ids, so the cost is what changed, not the catalogue's size, and an old transaction left
+ * open elsewhere holds nothing back (unlike a horizon). Ids still running now are not visible
+ * yet: they are in this call's snapshot, and the next call finds them. So successive calls, each
+ * passing the snapshot the previous one returned, miss no commit, whoever made it.
  */
-export async function productChangesSince(horizon: string | undefined): Promise<ProductChanges> {
+export async function productChangesSince(snapshot: string | undefined): Promise<ProductChanges> {
   const changed =
-    horizon === undefined
+    snapshot === undefined
       ? postgresSql`'{}'::int[]`
-      : postgresSql`ARRAY(SELECT id FROM products WHERE age(xmin) <= age(${horizon}::xid))`
+      : postgresSql`ARRAY(
+          SELECT DISTINCT product_id FROM product_changes
+          WHERE xid >= pg_snapshot_xmax(${snapshot}::pg_snapshot)
+            OR xid = ANY(ARRAY(SELECT pg_snapshot_xip(${snapshot}::pg_snapshot))))`
   const [row] = await postgresSql<ProductChanges[]>`
-    SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS horizon,
-      (SELECT version FROM catalogue_version)::text AS version, ${changed} AS changed`
+    SELECT pg_current_snapshot()::text AS snapshot, (SELECT version FROM catalogue_version)::text AS version,
+      ${changed} AS changed`
   return row!
+}
+
+/** The change feed's rows older than `minutes` (they are read within seconds); returns how many. */
+export async function deleteOldProductChanges(minutes: number): Promise<number> {
+  const deleted = await postgresSql`
+    DELETE FROM product_changes WHERE changed_at < now() - make_interval(mins => ${minutes})`
+  return deleted.count
 }

@@ -1,0 +1,7 @@
+import { config } from '../../config'
+import type { HousekeepingTasks } from '../../outbox/workers'
+import { deleteOldProductChanges } from './queries'
+
+export const productHousekeeping: HousekeepingTasks = {
+  productChanges: () => deleteOldProductChanges(config.PRODUCT_CHANGES_RETENTION_MINUTES),
+}
