@@ -17,8 +17,6 @@ import { productRoutes } from './modules/products'
 import { followCatalogueChanges, stopFollowingCatalogueChanges } from './modules/products/cache'
 import { webhookRoutes } from './modules/webhooks'
 
-registerQueueGauges(registry)
-
 export const app = new Elysia()
   .use(errorHandler)
   .use(connectionClose)
@@ -36,17 +34,18 @@ export const app = new Elysia()
 export type App = typeof app
 
 /**
- * What the routes' caches follow beside them: session revocations and catalogue changes, from
- * Postgres and the other API processes. server.ts starts it (so do the in-process tests); nothing
- * starts at import.
+ * What runs beside the routes: the queue gauges of /metrics, and what the caches follow (session
+ * revocations and catalogue changes, from Postgres and the other API processes). server.ts starts
+ * it once (so do the in-process tests); nothing starts at import.
  */
-export function followChanges() {
+export function startApp() {
+  registerQueueGauges(registry)
   followRevocations()
   followCatalogueChanges()
   startBroadcasts()
 }
 
-export async function stopFollowingChanges() {
+export async function stopApp() {
   stopFollowingCatalogueChanges()
   await closeBroadcasts()
 }

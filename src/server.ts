@@ -1,4 +1,4 @@
-import { app, followChanges, stopFollowingChanges } from './app'
+import { app, startApp, stopApp } from './app'
 import { config } from './config'
 import { closeDatabase } from './db/client'
 import { closeQueues, queues } from './outbox/queues'
@@ -10,7 +10,7 @@ import { SERVER_BODY_CAP_BYTES } from './lib/security'
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
 const relay = new OutboxRelay(queues()).start()
-followChanges()
+startApp()
 void whenRedisReady(10_000).then(() => warnUnlessNoEviction(redis(), 'api'))
 
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
@@ -26,7 +26,7 @@ async function shutdown(signal: string) {
   if (!finished) await app.stop(true)
   await relay.stop()
   await closeQueues()
-  await stopFollowingChanges()
+  await stopApp()
   await closeRedis()
   await closeDatabase()
   logger.info('stopped')

@@ -350,6 +350,31 @@ describe('HTTP caching', () => {
     expect((await call('GET', path)).body).toMatchObject({ total: 1, data: [{ id: second.id, name: `${word} two` }] })
   })
 
+  test('the cache keeps within CATALOGUE_CACHE_MB: past it the least recently used answers go', async () => {
+    const { base } = await startApi({
+      CATALOGUE_CACHE_MB: '1',
+      QUEUE_PREFIX: `cache-budget-${process.pid}-${Date.now()}`,
+    })
+    // 1 500 products of about 1 KB each: half a megabyte holds a third of them.
+    const made = await sql<{ id: number }[]>`
+      INSERT INTO products (name, description, price_cents, inventory)
+      SELECT ${`Budget ${marker} `} || n, repeat('x', 1000), 100, 1 FROM generate_series(1, 1500) AS n RETURNING id`
+    try {
+      for (let i = 0; i < made.length; i += 50)
+        await Promise.all(
+          made.slice(i, i + 50).map(({ id }) => fetch(`${base}/api/products/${id}`).then((r) => r.text())),
+        )
+      const metrics = await (await fetch(`${base}/metrics`)).text()
+      const bytes = (part: string) =>
+        Number(metrics.match(new RegExp(`catalogue_cache_bytes\\{part="${part}"\\} (\\d+)`))?.[1])
+      expect(bytes('products')).toBeGreaterThan(0.4 * 2 ** 20)
+      expect(bytes('products')).toBeLessThanOrEqual(0.5 * 2 ** 20)
+      expect(bytes('products') + bytes('pages') + bytes('matches') + bytes('totals')).toBeLessThanOrEqual(2 ** 20)
+    } finally {
+      await sql`DELETE FROM products WHERE id IN ${sql(made.map(({ id }) => id))}`
+    }
+  })
+
   test('cache hits and misses are counted in /metrics', async () => {
     await call('GET', `/api/products/${catalogue[0]!.id}`)
     await call('GET', `/api/products/${catalogue[0]!.id}`)

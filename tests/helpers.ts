@@ -1,13 +1,13 @@
 import { expect } from 'bun:test'
-import { app, followChanges } from '../src/app'
+import { app, startApp } from '../src/app'
 import { sql } from '../src/db/client'
 import type { Mailer, Message } from '../src/lib/mailer'
 import { upsertUser } from '../src/modules/auth/service'
 
 export { sql }
 
-// As server.ts does: the in-process app's caches follow revocations and catalogue changes.
-followChanges()
+// As server.ts does: the in-process app's gauges and the changes its caches follow.
+startApp()
 
 export type Reply<T = any> = { status: number; body: T; headers: Headers }
 

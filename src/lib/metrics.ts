@@ -39,6 +39,13 @@ export const orderBatchSize = new client.Histogram({
   registers: [registry],
 })
 
+export const catalogueCacheBytes = new client.Gauge({
+  name: 'catalogue_cache_bytes',
+  help: 'Bytes the catalogue cache holds, by part (products, pages, matches, totals); all within CATALOGUE_CACHE_MB',
+  labelNames: ['part'] as const,
+  registers: [registry],
+})
+
 export const catalogueCacheRequests = new client.Counter({
   name: 'catalogue_cache_requests_total',
   help: 'Product list and get answers, by kind (list, get) and result (hit: from memory, miss: read from Postgres)',

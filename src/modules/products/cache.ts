@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
 import { postgresErrorCode } from '../../lib/error-handler'
 import { Busy } from '../../lib/errors'
-import { catalogueCacheRequests } from '../../lib/metrics'
+import { catalogueCacheBytes, catalogueCacheRequests } from '../../lib/metrics'
 import { paged } from '../../lib/model'
 import { withTimeout } from '../../lib/timeout'
 import { config } from '../../config'
@@ -51,11 +51,15 @@ const changes = watchProductChanges({
   wanted: () => performance.now() - lastAskedAt < 60_000,
 })
 
-/** Answers sized in bytes (`bytes` of the answer); one nobody asked for in a minute leaves. */
-function answers<K extends string | number, A>(megabytes: number, bytes: (answer: A) => number) {
+/**
+ * Answers sized in bytes (`bytes` of the answer), within `share` of CATALOGUE_CACHE_MB; one
+ * nobody asked for in a minute leaves.
+ */
+function answers<K extends string | number, A>(part: string, share: number, bytes: (answer: A) => number) {
   return {
+    part,
     kept: new LRUCache<K, Entry<A>>({
-      maxSize: megabytes * 2 ** 20,
+      maxSize: Math.floor(share * config.CATALOGUE_CACHE_MB * 2 ** 20),
       sizeCalculation: (entry) => 100 + bytes(entry.answer) + 4 * (entry.dependsOn?.length ?? 0),
       ttl: 60_000,
       updateAgeOnGet: true,
@@ -65,20 +69,30 @@ function answers<K extends string | number, A>(megabytes: number, bytes: (answer
 }
 type Answers<K extends string | number, A> = ReturnType<typeof answers<K, A>>
 const bodyBytes = (answer: CachedAnswer | null) => answer?.body.length ?? 0
-// 64 MB hold ~200 000 typical products; searches are pages of 10 to 50 of them.
-const pages = answers<string, CachedAnswer>(32, bodyBytes)
-const items = answers<number, CachedAnswer | null>(64, bodyBytes)
-// What pages are made of: a search's matches when few (each page of it is then made in memory),
-// and the totals of filtered sets (the same for all their pages).
-const matchSets = answers<string, readonly Product[] | undefined>(8, (matches) => 400 * (matches?.length ?? 0))
-const totals = answers<string, number>(1, () => 0)
+// One budget, CATALOGUE_CACHE_MB (32 by default): half for products (16 MB hold ~50 000 typical
+// ones), a third for pages (of 10 to 50 products each), and the rest for what pages are made
+// of: a search's matches when few (each page of it is then made in memory), and the totals of
+// filtered sets (the same for all their pages).
+const items = answers<number, CachedAnswer | null>('products', 0.5, bodyBytes)
+const pages = answers<string, CachedAnswer>('pages', 0.34, bodyBytes)
+const matchSets = answers<string, readonly Product[] | undefined>(
+  'matches',
+  0.12,
+  (matches) => 400 * (matches?.length ?? 0),
+)
+const totals = answers<string, number>('totals', 0.04, () => 0)
+const parts = [items, pages, matchSets, totals]
+const countBytes = () => {
+  for (const cache of parts) catalogueCacheBytes.set({ part: cache.part }, cache.kept.calculatedSize)
+}
 
 // Reads in flight are forgotten too, so that what they bring is not kept.
 function forgetAll() {
-  for (const cache of [pages, items, matchSets, totals]) {
+  for (const cache of parts) {
     cache.kept.clear()
     cache.reading.clear()
   }
+  countBytes()
 }
 
 let following = false
@@ -179,6 +193,7 @@ function readInto<K extends string | number, A>(
     if (cache.reading.get(key) === reading) {
       cache.reading.delete(key)
       cache.kept.set(key, entry)
+      countBytes()
     }
     return entry
   })
