@@ -1,6 +1,6 @@
 // make bench: the API's hot paths against their raw ceilings, measured side by side in one run.
 import type { Subprocess } from 'bun'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -20,7 +20,17 @@ type Result = {
   /** The load generator's own CPU over the measured run. */
   cpuMs?: number
 }
-type Row = { scenario: string; api: Result; ceiling: Result; ratio: number; target: number; p99Target?: number }
+type Row = {
+  scenario: string
+  api: Result
+  ceiling: Result
+  ratio: number
+  target: number
+  p99Target?: number
+  /** Peak resident memory during the scenario (MB): the largest API process, the worker. */
+  apiRssMb: number
+  workerRssMb: number
+}
 
 const root = new URL('..', import.meta.url).pathname
 const children: Subprocess[] = []
@@ -123,6 +133,8 @@ const peakRssMb = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024
 }
+/** Starts a process's peak (VmHWM) again from its current RSS, so that each scenario has its own. */
+const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, '5')
 
 console.log(`Seeding ${bench.products} products and ${bench.customers} customers into a fresh benchmark database…`)
 const seeded = await seedBenchDatabase()
@@ -370,14 +382,13 @@ const apis = Array.from({ length: apiProcesses }, () => {
   children.push(child)
   return child
 })
-children.push(
-  Bun.spawn(['bun', 'src/worker.ts'], {
-    cwd: root,
-    env: serviceEnv({ WORKER_METRICS_PORT: '0' }),
-    stdout: 'ignore',
-    stderr: 'inherit',
-  }),
-)
+const worker = Bun.spawn(['bun', 'src/worker.ts'], {
+  cwd: root,
+  env: serviceEnv({ WORKER_METRICS_PORT: '0' }),
+  stdout: 'ignore',
+  stderr: 'inherit',
+})
+children.push(worker)
 apiUrl = `http://127.0.0.1:${apiPort}`
 await untilUp(`${apiUrl}/health`)
 await Bun.sleep(500 * apiProcesses)
@@ -386,6 +397,7 @@ const rows: Row[] = []
 for (const scenario of scenarios) {
   await settle()
   console.log(`… API: ${scenario.name}${scenario.endToEnd ? ' (end to end, worker running)' : ''}`)
+  for (const child of [...apis, worker]) resetPeakRss(child.pid)
   const api = await scenario.api()
   const ceilingResult = ceilingResults.get(scenario.name)!
   rows.push({
@@ -395,9 +407,11 @@ for (const scenario of scenarios) {
     ratio: api.requestsPerSecond / ceilingResult.requestsPerSecond,
     target: scenario.target,
     p99Target: scenario.p99Target,
+    apiRssMb: Math.max(...apis.map((child) => peakRssMb(child.pid))),
+    workerRssMb: peakRssMb(worker.pid),
   })
 }
-const apiPeakRss = Math.max(...apis.map((api) => peakRssMb(api.pid)))
+const apiPeakRss = Math.max(...rows.map((row) => row.apiRssMb))
 
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
@@ -418,11 +432,11 @@ console.log(
   `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
 )
 console.log(
-  `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)}`,
+  `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)} ${'API MB'.padStart(7)} ${'wkr MB'.padStart(7)}`,
 )
 for (const row of rows)
   console.log(
-    `${row.scenario.padEnd(42)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)}`,
+    `${row.scenario.padEnd(42)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)} ${row.apiRssMb.toFixed(0).padStart(7)} ${row.workerRssMb.toFixed(0).padStart(7)}`,
   )
 for (const scenario of scenarios.filter((s) => s.p99Target)) {
   const row = rows.find((r) => r.scenario === scenario.name)!
@@ -445,7 +459,8 @@ if (batchedCeiling && endToEndResults.hot) {
   )
 }
 console.log(
-  `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''} (target ≤ 80 MB)`,
+  `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
+    'Targets: API ≤ 160 MB reading, ≤ 128 MB ordering; worker ≤ 96 MB',
 )
 console.log(
   `Oversells: ${oversold ? 'YES' : 'none'} (hot product: ${stock!.hot_sold} sold + ${stock!.hot_left} left = ${stock!.hot_sold + stock!.hot_left} of ${bench.hotStock})`,

@@ -84,8 +84,13 @@ const SMALL_MATCH_SET = 100
 /** `q` as an ILIKE pattern matching it literally anywhere (%, _ and \ escaped). */
 const anywhere = (q: string) => `%${q.replace(/[\\%_]/g, '\\$&')}%`
 
-// Searches run on a pool of their own (see db/client.ts); plain lists are served by indexes.
-const poolFor = (query: CatalogueQuery) => (query.q === undefined ? catalogueDb : searchDb)
+/**
+ * A `q` shorter than a trigram cannot use the trigram indexes: such a search scans the table.
+ * Those run on a connection of their own, taking turns (search-lane.ts); the others, and plain
+ * lists, are served by indexes on the catalogue pool.
+ */
+export const scansTable = (query: CatalogueQuery) => query.q !== undefined && query.q.length < 3
+const poolFor = (query: CatalogueQuery) => (scansTable(query) ? searchDb : catalogueDb)
 
 function whateverTheStock(query: CatalogueQuery) {
   const pattern = query.q === undefined ? undefined : anywhere(query.q)
