@@ -31,14 +31,14 @@ const catalogueOptions = {
   onnotice: () => {},
 }
 
-/** For plain catalogue lists (no `q`): index-served. */
+/** For catalogue lists and searches the indexes serve. */
 export const catalogueSql = postgres(config.DATABASE_URL, { ...catalogueOptions, max: CATALOGUE_CONNECTIONS })
 export const catalogueDb = drizzle(catalogueSql, { schema })
 
 /**
- * For searches, one connection: a `q` of one or two characters cannot use the trigram indexes
- * and scans the table, so whatever a flood of them sends, they use at most one Postgres core per
- * API process; the rest wait their turn (a bounded queue, see products/cache.ts).
+ * For searches that scan the table (a `q` of one or two characters cannot use the trigram
+ * indexes), one connection: whatever a flood of them sends, they use at most one Postgres core
+ * per API process (a quarter, with the rests of products/search-lane.ts); the rest wait their turn.
  */
 export const searchSql = postgres(config.DATABASE_URL, { ...catalogueOptions, max: 1 })
 export const searchDb = drizzle(searchSql, { schema })

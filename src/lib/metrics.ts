@@ -39,11 +39,20 @@ export const orderBatchSize = new client.Histogram({
   registers: [registry],
 })
 
-export const catalogueCacheBytes = new client.Gauge({
+// The catalogue cache's sizes by part, read when Prometheus scrapes (the cache hands its reader over).
+let catalogueCacheSizes: () => Record<string, number> = () => ({})
+export const reportCatalogueCacheBytes = (sizes: () => Record<string, number>) => {
+  catalogueCacheSizes = sizes
+}
+
+new client.Gauge({
   name: 'catalogue_cache_bytes',
   help: 'Bytes the catalogue cache holds, by part (products, pages, matches, totals); all within CATALOGUE_CACHE_MB',
   labelNames: ['part'] as const,
   registers: [registry],
+  collect() {
+    for (const [part, bytes] of Object.entries(catalogueCacheSizes())) this.set({ part }, bytes)
+  },
 })
 
 export const catalogueCacheRequests = new client.Counter({

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache'
 import { broadcast, listen } from '../../lib/broadcast'
 import { postgresErrorCode } from '../../lib/error-handler'
 import { Busy } from '../../lib/errors'
-import { catalogueCacheBytes, catalogueCacheRequests } from '../../lib/metrics'
+import { catalogueCacheRequests, reportCatalogueCacheBytes } from '../../lib/metrics'
 import { paged } from '../../lib/model'
 import { withTimeout } from '../../lib/timeout'
 import { config } from '../../config'
@@ -90,9 +90,6 @@ const matchSets = answers<string, readonly Product[] | undefined>(
 )
 const totals = answers<string, number>('totals', 0.02, () => 0)
 const parts = [items, pages, matchSets, totals]
-const countBytes = () => {
-  for (const cache of parts) catalogueCacheBytes.set({ part: cache.part }, cache.kept.calculatedSize)
-}
 
 // Reads in flight are forgotten too, so that what they bring is not kept.
 function forgetAll() {
@@ -100,7 +97,6 @@ function forgetAll() {
     cache.kept.clear()
     cache.reading.clear()
   }
-  countBytes()
 }
 
 let following = false
@@ -111,6 +107,7 @@ let following = false
  */
 export function followCatalogueChanges() {
   listen(CHANNEL, { onMessage: forgetAll, onResync: forgetAll })
+  reportCatalogueCacheBytes(() => Object.fromEntries(parts.map((cache) => [cache.part, cache.kept.calculatedSize])))
   following = true
 }
 
@@ -201,7 +198,6 @@ function readInto<K extends string | number, A>(
     if (cache.reading.get(key) === reading) {
       cache.reading.delete(key)
       cache.kept.set(key, entry)
-      countBytes()
     }
     return entry
   })
@@ -213,9 +209,9 @@ function readInto<K extends string | number, A>(
   return reading
 }
 
-// Searches that reach Postgres take turns (search-lane.ts), each statement under a timeout. A
-// request that cannot have its answer within CATALOGUE_STATEMENT_TIMEOUT_MS, or finds 16 waiting,
-// gets a quick 503 with Retry-After instead of a long wait.
+// Searches that scan the table take turns (search-lane.ts); every catalogue statement runs under
+// a timeout. A search that cannot have its answer within CATALOGUE_STATEMENT_TIMEOUT_MS, or
+// finds 16 scanning searches waiting, gets a quick 503 with Retry-After instead of a long wait.
 const QUERY_CANCELED = '57014'
 const busy = () => new Busy('The catalogue is busy, try again shortly')
 const searches = searchLane({ maxWaiting: 16, patienceMs: config.CATALOGUE_STATEMENT_TIMEOUT_MS, refuse: busy })
