@@ -460,6 +460,36 @@ describe('uncached searches cost Postgres: bounded per client and in time', () =
     }
     expect((await search(base, `${marker}slow0`, '198.51.100.9')).status).toBe(200)
   })
+
+  test('a flood of table-scanning searches waits out the timeout before its 503s, instead of being refused at once and asking again', async () => {
+    const timeoutMs = 400
+    const { base } = await startApi({
+      CATALOGUE_STATEMENT_TIMEOUT_MS: String(timeoutMs),
+      TRUST_PROXY: 'true',
+      QUEUE_PREFIX: `search-flood-${process.pid}-${Date.now()}`,
+    })
+    const locker = await sql.reserve()
+    let answers: { status: number; tookMs: number }[]
+    try {
+      await locker`BEGIN`
+      await locker`LOCK TABLE products IN ACCESS EXCLUSIVE MODE`
+      // Two-letter searches scan the table, so they take turns; 40 addresses, so no per-address limit.
+      answers = await Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const began = performance.now()
+          const reply = await search(base, 'zq', `198.51.100.${100 + i}`, i + 1)
+          await reply.body?.cancel()
+          return { status: reply.status, tookMs: performance.now() - began }
+        }),
+      )
+    } finally {
+      await locker`ROLLBACK`.catch(() => {})
+      locker.release()
+    }
+    expect(answers.map((answer) => answer.status)).toEqual(Array(40).fill(503))
+    // A lower bound only: each was held until its deadline, none answered before it.
+    expect(Math.min(...answers.map((answer) => answer.tookMs))).toBeGreaterThanOrEqual(timeoutMs - 20)
+  })
 })
 
 describe('the search lane', () => {

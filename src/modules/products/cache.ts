@@ -210,11 +210,14 @@ function readInto<K extends string | number, A>(
 }
 
 // Searches that scan the table take turns (search-lane.ts); every catalogue statement runs under
-// a timeout. A search that cannot have its answer within CATALOGUE_STATEMENT_TIMEOUT_MS, or
-// finds 16 scanning searches waiting, gets a quick 503 with Retry-After instead of a long wait.
+// a timeout. A search that cannot have its answer within CATALOGUE_STATEMENT_TIMEOUT_MS gets a
+// 503 with Retry-After then, not a long wait. It waits out that time rather than being refused
+// at once: a client refused at once asks again at once, and a flood of them would spend the
+// process on refusals (64 connections: thousands a second, half of what a product page gets).
+// Waiting costs a promise; past 1 024 waiting, a search is refused at once.
 const QUERY_CANCELED = '57014'
 const busy = () => new Busy('The catalogue is busy, try again shortly')
-const searches = searchLane({ maxWaiting: 16, patienceMs: config.CATALOGUE_STATEMENT_TIMEOUT_MS, refuse: busy })
+const searches = searchLane({ maxWaiting: 1_024, patienceMs: config.CATALOGUE_STATEMENT_TIMEOUT_MS, refuse: busy })
 
 /** Keys of what a page is made of: the same for all pages of a query (and all stock filters). */
 const totalKey = (query: CatalogueQuery) => JSON.stringify({ ...query, page: 0, limit: 0, offset: 0 })
