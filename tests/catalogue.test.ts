@@ -616,4 +616,51 @@ describe('product change polling', () => {
     await waitFor(() => changedIn.includes('all') || undefined, 5_000, 10)
     expect(watcher.changedAfter(pollsBefore, [catalogue[5]!.id])).toBe(true)
   })
+
+  test('with the feed unreadable, the API warns, says catalogue_change_feed_up 0, and keeps answers a second at most', async () => {
+    const role = `feedless_${process.pid}_${Date.now()}`
+    const product = catalogue[2]!
+    const url = new URL(process.env.DATABASE_URL!)
+    url.username = role
+    await sql.unsafe(`CREATE ROLE ${role} LOGIN`)
+    let api: Awaited<ReturnType<typeof startApi>> | undefined
+    try {
+      await sql.unsafe(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`)
+      await sql.unsafe(`REVOKE SELECT ON product_changes FROM ${role}`)
+      api = await startApi(
+        { DATABASE_URL: url.toString(), QUEUE_PREFIX: `feedless-${process.pid}-${Date.now()}` },
+        { log: true },
+      )
+      const { base } = api
+      const inventory = async () =>
+        ((await (await fetch(`${base}/api/products/${product.id}`)).json()) as Product).inventory
+      const before = await inventory()
+      const feedDown = await waitFor(
+        async () => (await (await fetch(`${base}/metrics`)).text()).includes('catalogue_change_feed_up 0') || undefined,
+        5_000,
+      )
+      expect(feedDown).toBe(true)
+      expect(api.logs().some((line) => line.level === 40 && /change polling failed/.test(line.msg))).toBe(true)
+      await sql`UPDATE products SET inventory = inventory + 5 WHERE id = ${product.id}`
+      try {
+        expect(await waitFor(async () => (await inventory()) === before + 5 || undefined, 3_000)).toBe(true)
+      } finally {
+        await sql`UPDATE products SET inventory = inventory - 5 WHERE id = ${product.id}`
+      }
+    } finally {
+      api?.child.kill()
+      await api?.child.exited
+      await sql.unsafe(`DROP OWNED BY ${role}`)
+      await sql.unsafe(`DROP ROLE ${role}`)
+    }
+  })
+
+  test('an API that can read the feed says catalogue_change_feed_up 1', async () => {
+    await call('GET', `/api/products/${catalogue[0]!.id}`)
+    const up = await waitFor(
+      async () => ((await call('GET', '/metrics')).body as string).includes('catalogue_change_feed_up 1') || undefined,
+      5_000,
+    )
+    expect(up).toBe(true)
+  })
 })

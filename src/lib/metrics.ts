@@ -55,6 +55,12 @@ new client.Gauge({
   },
 })
 
+export const catalogueChangeFeedUp = new client.Gauge({
+  name: 'catalogue_change_feed_up',
+  help: 'Whether the last poll of the catalogue change feed worked (1) or failed (0: cached catalogue answers are then kept at most a second)',
+  registers: [registry],
+})
+
 export const catalogueCacheRequests = new client.Counter({
   name: 'catalogue_cache_requests_total',
   help: 'Product list and get answers, by kind (list, get) and result (hit: from memory, miss: read from Postgres)',

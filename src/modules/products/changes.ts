@@ -1,4 +1,5 @@
 import { logger } from '../../lib/logger'
+import { catalogueChangeFeedUp } from '../../lib/metrics'
 import { productChangesSince } from './queries'
 
 // Which products changed, as Postgres tells it: while products are read, each process asks every
@@ -60,10 +61,16 @@ export function watchProductChanges({ onChange, wanted }: Options) {
         if (failing) logger.info('product change polling recovered')
         failing = false
       } catch (error) {
-        // Nothing is vouched for meanwhile; the next poll that works covers all that was missed.
-        if (!failing) logger.warn({ err: error }, 'product change polling failed')
+        // Nothing is vouched for meanwhile, so cached answers live FRESH_FOR_MS at most (cache.ts);
+        // the next poll that works covers all that was missed.
+        if (!failing)
+          logger.warn(
+            { err: error },
+            'product change polling failed: catalogue answers are cached for a second at most',
+          )
         failing = true
       }
+      catalogueChangeFeedUp.set(failing ? 0 : 1)
       await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS).unref())
     }
     running = false
