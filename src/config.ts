@@ -1,5 +1,6 @@
 import { Type as t, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { readFileSync } from 'node:fs'
 
 // Bun loads `.env` into process.env before any module runs, so reading
 // process.env here covers both the real environment and the file.
@@ -66,9 +67,9 @@ const EnvSchema = t.Object({
   // Catalogue reads no cached answer could serve, per client address per window (all replicas).
   RATE_LIMIT_SEARCH_MAX: t.Integer({ minimum: 1, default: 600 }),
   RATE_LIMIT_SEARCH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
-  // The longest a public catalogue query may run; past it the request gets 503 and Retry-After.
   // Memory for the catalogue cache per API process, all parts together.
   CATALOGUE_CACHE_MB: t.Integer({ minimum: 1, maximum: 65_536, default: 96 }),
+  // The longest a public catalogue query may run; past it the request gets 503 and Retry-After.
   CATALOGUE_STATEMENT_TIMEOUT_MS: t.Integer({ minimum: 10, maximum: 600_000, default: 2_000 }),
   // Behind reverse proxies: `true` (one) or how many proxies append to X-Forwarded-For.
   TRUST_PROXY: t.String({ pattern: '^(true|false|[0-9])$', default: 'false' }),
@@ -88,12 +89,32 @@ export type Config = Static<typeof EnvSchema>
 
 export class ConfigError extends Error {}
 
+/**
+ * Variables that may instead be read from a file, as Docker and Swarm secrets are mounted:
+ * `JWT_SECRET_FILE=/run/secrets/x` reads JWT_SECRET from that file (one trailing newline dropped).
+ */
+export const FILE_VARIABLES = ['JWT_SECRET', 'ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const
+
+function fromFile(name: string, path: string) {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+  } catch (error) {
+    throw new ConfigError(`Configuration error: ${name}_FILE cannot be read (${(error as NodeJS.ErrnoException).code})`)
+  }
+}
+
 /** Parses an environment into a Config, or throws one ConfigError naming the bad variable. */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const raw: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = env[key]
     if (value !== undefined && value !== '') raw[key] = value
+  }
+  for (const name of FILE_VARIABLES) {
+    const path = env[`${name}_FILE`]
+    if (!path) continue
+    if (raw[name] !== undefined) throw new ConfigError(`Configuration error: set ${name} or ${name}_FILE, not both`)
+    raw[name] = fromFile(name, path)
   }
   const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw))
   const firstError = Value.Errors(EnvSchema, converted).First()

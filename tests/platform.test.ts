@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseConfig } from '../src/config'
@@ -130,6 +130,34 @@ describe('configuration', () => {
     [{ NODE_ENV: 'production', JWT_SECRET: 'dev-secret-change-me-in-production-0000' }, /placeholder/],
   ])('%o is refused with one line naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(message)
+  })
+
+  test('a secret can come from a file (NAME_FILE, as Docker and Swarm mount secrets), not from both', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'secrets-'))
+    try {
+      writeFileSync(join(folder, 'jwt'), 'a-secret-from-a-file-0123456789abcdef\n')
+      writeFileSync(join(folder, 'admin'), 'admin password\n')
+      const config = parseConfig({
+        NODE_ENV: 'production',
+        JWT_SECRET_FILE: join(folder, 'jwt'),
+        ADMIN_PASSWORD_FILE: join(folder, 'admin'),
+      })
+      expect(config.JWT_SECRET).toBe('a-secret-from-a-file-0123456789abcdef')
+      expect(config.ADMIN_PASSWORD).toBe('admin password')
+      expect(() => parseConfig({ JWT_SECRET: 'x', JWT_SECRET_FILE: join(folder, 'jwt') })).toThrow(
+        /set JWT_SECRET or JWT_SECRET_FILE, not both/,
+      )
+      expect(() => parseConfig({ JWT_SECRET_FILE: join(folder, 'missing') })).toThrow(
+        /JWT_SECRET_FILE cannot be read \(ENOENT\)/,
+      )
+      // What the file holds is checked like the variable itself.
+      writeFileSync(join(folder, 'short'), 'short')
+      expect(() => parseConfig({ NODE_ENV: 'production', JWT_SECRET_FILE: join(folder, 'short') })).toThrow(
+        /at least 32 characters/,
+      )
+    } finally {
+      rmSync(folder, { recursive: true, force: true })
+    }
   })
 
   test('the .env.example secret is refused in production', async () => {
