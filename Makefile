@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # Bun installed by npm lands in npm's global bin, which may not be on PATH yet.
 export PATH := $(HOME)/.bun/bin:$(shell npm prefix --global 2>/dev/null)/bin:$(PATH)
 
-.PHONY: dev test bench bench-search-flood typecheck lint
+.PHONY: dev test bench bench-search-flood backup restore typecheck lint
 
 ## dev: install what is missing, start Postgres/Redis if none answer, migrate, seed, run the API
 dev:
@@ -19,6 +19,14 @@ bench:
 ## bench-search-flood: product pages' p99 alone and beside a flood of uncached searches
 bench-search-flood:
 	@scripts/bench.sh bench/search-flood.ts
+
+## backup: a pg_dump -Fc of DATABASE_URL into BACKUP_DIR (backups/); prints the file's path last
+backup:
+	@scripts/backup.sh
+
+## restore FILE=<path>: a backup into DATABASE_URL (created if missing; refused if it has tables, unless FORCE=1)
+restore:
+	@scripts/restore.sh
 
 typecheck:
 	@bun run typecheck

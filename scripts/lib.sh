@@ -119,3 +119,30 @@ ensure_chromium() {
     say "no Chromium found (apt-get install chromium, or set CHROMIUM_PATH): the browser tests will fail"
   fi
 }
+
+# DATABASE_URL from the environment (or DATABASE_URL_FILE), else from .env, else the default.
+database_url() {
+  local url="${DATABASE_URL:-}"
+  [[ -z "$url" && -n "${DATABASE_URL_FILE:-}" ]] && url=$(<"$DATABASE_URL_FILE")
+  if [[ -z "$url" && -f "$ROOT/.env" ]]; then
+    url=$(grep -E '^DATABASE_URL=' "$ROOT/.env" | tail -n1 | cut -d= -f2- || true)
+    url="${url%\"}"; url="${url#\"}"
+  fi
+  echo "${url:-postgres://postgres@127.0.0.1:5432/order_api}"
+}
+
+# The database named by a postgres:// URL.
+url_database() {
+  local path="${1#*://}"
+  path="${path#*/}"
+  echo "${path%%\?*}"
+}
+
+# pg_dump, pg_restore and psql on PATH: the newest installed server's, or Debian's client package.
+ensure_pg_client() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [[ -n "$bin" ]] && export PATH="$bin:$PATH"
+  command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v psql >/dev/null && return 0
+  apt_install postgresql-client
+}
