@@ -8,7 +8,7 @@ import { productChangesSince } from './queries'
 // still be less than a second stale, whichever process or script made the change. Polls are
 // numbered; a read notes how many had completed when it began, and a later poll vouches for it.
 
-const POLL_EVERY_MS = 400
+export const POLL_EVERY_MS = 400
 /**
  * A poll later than this after the previous one cannot trust the feed to hold all it missed
  * (the worker deletes rows past PRODUCT_CHANGES_RETENTION_MINUTES, 15 by default): it counts
