@@ -83,6 +83,31 @@ describe('bun run db:migrate / db:seed / user:role', () => {
     expect(admins).toEqual([{ email: 'boss@example.com', role: 'admin' }])
   })
 
+  test('db:seed run by four replicas at once adds each sample product once', async () => {
+    await db`DELETE FROM products WHERE id NOT IN (SELECT product_id FROM order_items)`
+    // The table locked until all four wait, so that they look for the products at the same moment.
+    const locker = await db.reserve()
+    let runs: Awaited<ReturnType<typeof run>>[]
+    try {
+      await locker`BEGIN`
+      await locker`LOCK TABLE products IN ACCESS EXCLUSIVE MODE`
+      const seeding = Promise.all(Array.from({ length: 4 }, () => run(['db:seed'])))
+      for (let i = 0; i < 400; i++) {
+        if ((await locker`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`)[0]!.n >= 4) break
+        await Bun.sleep(50)
+      }
+      await locker`COMMIT`
+      runs = await seeding
+    } finally {
+      await locker`ROLLBACK`.catch(() => {})
+      locker.release()
+    }
+    expect(runs.map((result) => result.code)).toEqual([0, 0, 0, 0])
+    const twice = await db`SELECT name FROM products GROUP BY name HAVING count(*) > 1`
+    expect([...twice]).toEqual([])
+    expect((await db`SELECT count(*)::int AS n FROM products`)[0]!.n).toBeGreaterThanOrEqual(12)
+  }, 30_000)
+
   test('db:seed updates the admin password from ADMIN_PASSWORD', async () => {
     expect((await run(['db:seed'], { ADMIN_PASSWORD: 'second-password' })).code).toBe(0)
     const [row] = await db`SELECT password_hash FROM users WHERE email = 'boss@example.com'`

@@ -44,10 +44,21 @@ async function seedAdmin() {
   return upsertUser(config.ADMIN_EMAIL, config.ADMIN_PASSWORD, 'admin')
 }
 
+// Replicas that start together (a Swarm stack's API tasks each seed) take turns, so the
+// check-then-insert above never adds a product twice.
+const SEED_LOCK_ID = 7_246_002
+
 try {
-  const added = await seedProducts()
-  const admin = await seedAdmin()
-  logger.info({ productsAdded: added, admin: admin?.email }, 'seed complete')
+  const lock = await sql.reserve()
+  try {
+    await lock`SELECT pg_advisory_lock(${SEED_LOCK_ID})`
+    const added = await seedProducts()
+    const admin = await seedAdmin()
+    logger.info({ productsAdded: added, admin: admin?.email }, 'seed complete')
+  } finally {
+    await lock`SELECT pg_advisory_unlock(${SEED_LOCK_ID})`.catch(() => {})
+    lock.release()
+  }
 } catch (error) {
   logger.error({ err: error }, 'seed failed')
   process.exitCode = 1
