@@ -80,7 +80,7 @@ export async function measureChangeDetection(options: Options): Promise<ChangeDe
             if (writes)
               writer = setInterval(() => {
                 const id = options.writtenIds[Math.floor(Math.random() * options.writtenIds.length)]!
-                void monitor`UPDATE products SET inventory = inventory + 1 WHERE id = ${id}`
+                monitor`UPDATE products SET inventory = inventory + 1 WHERE id = ${id}`.catch(console.error)
               }, 200)
           },
           finished: async () => {

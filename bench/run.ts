@@ -497,10 +497,11 @@ if (changeRows.length) {
     'poll CPU: share of one core (target ≤ 1 %); hits: on the unchanged products read (target ≥ 90 % with the transaction open)',
   )
 }
-console.log(
-  `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
-    'Targets: API ≤ 160 MB reading, ≤ 128 MB ordering; worker ≤ 96 MB',
-)
+if (rows.length)
+  console.log(
+    `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
+      'Targets: API ≤ 160 MB reading, ≤ 128 MB ordering; worker ≤ 96 MB',
+  )
 console.log(
   `Oversells: ${oversold ? 'YES' : 'none'} (hot product: ${stock!.hot_sold} sold + ${stock!.hot_left} left = ${stock!.hot_sold + stock!.hot_left} of ${bench.hotStock})`,
 )
