@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Subprocess } from 'bun'
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -13,6 +13,7 @@ import { freePort, waitFor } from './helpers'
 const root = new URL('..', import.meta.url).pathname
 const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
 const compose = Bun.YAML.parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as any
+const stack = Bun.YAML.parse(readFileSync(join(root, 'deploy/stack.yml'), 'utf8')) as any
 const jsonArray = (text: string) => JSON.parse(text.trim()) as string[]
 
 const runtimeStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '))
@@ -95,7 +96,7 @@ describe('Dockerfile', () => {
 describe('docker-compose.yml', () => {
   test('services start in order: migrate after a healthy Postgres, api and worker after migrate and Redis', () => {
     const { services } = compose
-    expect(Object.keys(services).sort()).toEqual(['api', 'migrate', 'postgres', 'redis', 'worker'])
+    expect(Object.keys(services).sort()).toEqual(['api', 'backup', 'migrate', 'postgres', 'redis', 'worker'])
     expect(services.postgres.healthcheck.test).toBeArray()
     expect(services.postgres.volumes.length).toBeGreaterThan(0)
     expect(services.redis.healthcheck.test).toBeArray()
@@ -136,5 +137,95 @@ describe('docker-compose.yml', () => {
 
     const ready = await fetch(`http://127.0.0.1:${apiPort}/health/ready`)
     expect(ready.status).toBe(200)
+    // The stack's check names the path: readiness, which fails while Postgres or Redis do not answer.
+    const stackCheck = stack.services.api.healthcheck.test.slice(1)
+    expect(await run(stackCheck.with(2, apiPort), { PATH: process.env.PATH! }).exited).toBe(0)
+    expect(await run(stackCheck.with(2, apiPort).with(3, '/no-such-path'), { PATH: process.env.PATH! }).exited).toBe(1)
   })
 })
+
+/** A compose shell command as the container's shell gets it: `$$` is a literal `$`. */
+const shellOf = (text: string) => text.replaceAll('$$', '$')
+
+describe('the backup service (compose and stack)', () => {
+  test('dumps on schedule, keeps the newest BACKUP_KEEP, each restorable, and its health check sees a fresh one', async () => {
+    expect(stack.services.backup.command).toEqual(compose.services.backup.command)
+    const folder = mkdtempSync(join(tmpdir(), 'order-api-backups-'))
+    const url = new URL(process.env.DATABASE_URL!)
+    const env = {
+      PATH: `${pgBin()}:${process.env.PATH}`,
+      PGHOST: url.hostname,
+      PGPORT: url.port || '5432',
+      PGUSER: decodeURIComponent(url.username),
+      PGDATABASE: url.pathname.slice(1),
+      BACKUP_KEEP: '2',
+      BACKUP_INTERVAL_SECONDS: '1',
+    }
+    const loop = Bun.spawn(['sh', '-c', shellOf(compose.services.backup.command[0]).replaceAll('/backups', folder)], {
+      env,
+      stdout: 'ignore',
+      stderr: 'inherit',
+    })
+    try {
+      const dumps = () => readdirSync(folder).filter((name) => name.endsWith('.dump'))
+      // Several rounds: names carry the second, so wait for a third distinct one.
+      const seen = new Set<string>()
+      await waitFor(
+        () => {
+          for (const name of dumps()) seen.add(name)
+          return seen.size >= 3 || undefined
+        },
+        30_000,
+        100,
+      )
+      expect(seen.size).toBeGreaterThanOrEqual(3)
+      expect(dumps().length).toBeLessThanOrEqual(2)
+      const newest = dumps().sort().pop()!
+      const listing = Bun.spawnSync(['pg_restore', '--list', join(folder, newest)], { env })
+      expect(listing.exitCode).toBe(0)
+      expect(listing.stdout.toString()).toContain('TABLE public orders')
+      const check = shellOf(compose.services.backup.healthcheck.test[1]).replaceAll('/backups', folder)
+      expect(Bun.spawnSync(['sh', '-c', check], { env }).exitCode).toBe(0)
+      loop.kill()
+      rmSync(folder, { recursive: true, force: true })
+      const empty = mkdtempSync(join(tmpdir(), 'order-api-backups-'))
+      expect(Bun.spawnSync(['sh', '-c', check.replaceAll(folder, empty)], { env }).exitCode).not.toBe(0)
+      rmSync(empty, { recursive: true, force: true })
+    } finally {
+      loop.kill()
+      rmSync(folder, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
+
+describe('deploy/stack.yml', () => {
+  test('rolls out start-first with rollback, behind a host-published proxy, with secrets from files', () => {
+    const { services, secrets } = stack
+    for (const name of ['api', 'worker']) {
+      const service = services[name]
+      expect(service.image).toBe('${ORDER_API_IMAGE:-order-api:latest}')
+      expect(service.deploy.update_config).toMatchObject({ order: 'start-first', failure_action: 'rollback' })
+      expect(service.deploy.endpoint_mode).toBe('dnsrr')
+      expect(service.environment.JWT_SECRET_FILE).toBe('/run/secrets/order_api_jwt_secret')
+      expect(service.environment.ADMIN_PASSWORD_FILE).toBe('/run/secrets/order_api_admin_password')
+      expect(service.environment.JWT_SECRET).toBeUndefined()
+      expect(service.command.join(' ')).toContain('bun run db:migrate &&')
+    }
+    expect(services.api.deploy.replicas).toBe(3)
+    expect(services.worker.deploy.replicas).toBe(2)
+    expect(services.api.healthcheck.test.slice(1)).toEqual(['bun', 'src/cli/healthcheck.ts', '3000', '/health/ready'])
+    expect(services.proxy.ports).toEqual([
+      { target: 80, published: '${PUBLISH_PORT:-80}', protocol: 'tcp', mode: 'host' },
+    ])
+    expect(secrets).toEqual({ order_api_jwt_secret: { external: true }, order_api_admin_password: { external: true } })
+    const haproxy = readFileSync(join(root, 'deploy/haproxy.cfg'), 'utf8')
+    expect(haproxy).toMatch(/server-template api \d+ tasks\.api:3000/)
+    expect(haproxy).toMatch(/retry-on conn-failure\n/)
+  })
+})
+
+/** The newest installed Postgres's binaries (pg_dump, pg_restore), as the service image has them. */
+function pgBin() {
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b))
+  return `/usr/lib/postgresql/${versions.pop()}/bin`
+}
