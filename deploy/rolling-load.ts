@@ -44,4 +44,11 @@ process.on('SIGTERM', () => {
   running = false
 })
 await Promise.all(loops)
-console.log(JSON.stringify({ statuses, connectionErrors: connectionErrors.length, firstErrors: connectionErrors.slice(0, 5), placed }))
+console.log(
+  JSON.stringify({
+    statuses,
+    connectionErrors: connectionErrors.length,
+    firstErrors: connectionErrors.slice(0, 5),
+    placed,
+  }),
+)
