@@ -144,6 +144,9 @@ describe('docker-compose.yml', () => {
   })
 })
 
+/** `${expression}` as compose files write it. */
+const composeVariable = (expression: string) => `$\{${expression}}`
+
 /** A compose shell command as the container's shell gets it: `$$` is a literal `$`. */
 const shellOf = (text: string) => text.replaceAll('$$', '$')
 
@@ -203,7 +206,7 @@ describe('deploy/stack.yml', () => {
     const { services, secrets } = stack
     for (const name of ['api', 'worker']) {
       const service = services[name]
-      expect(service.image).toBe('${ORDER_API_IMAGE:-order-api:latest}')
+      expect(service.image).toBe(composeVariable('ORDER_API_IMAGE:-order-api:latest'))
       expect(service.deploy.update_config).toMatchObject({ order: 'start-first', failure_action: 'rollback' })
       expect(service.deploy.endpoint_mode).toBe('dnsrr')
       expect(service.environment.JWT_SECRET_FILE).toBe('/run/secrets/order_api_jwt_secret')
@@ -215,7 +218,7 @@ describe('deploy/stack.yml', () => {
     expect(services.worker.deploy.replicas).toBe(2)
     expect(services.api.healthcheck.test.slice(1)).toEqual(['bun', 'src/cli/healthcheck.ts', '3000', '/health/ready'])
     expect(services.proxy.ports).toEqual([
-      { target: 80, published: '${PUBLISH_PORT:-80}', protocol: 'tcp', mode: 'host' },
+      { target: 80, published: composeVariable('PUBLISH_PORT:-80'), protocol: 'tcp', mode: 'host' },
     ])
     expect(secrets).toEqual({ order_api_jwt_secret: { external: true }, order_api_admin_password: { external: true } })
     const haproxy = readFileSync(join(root, 'deploy/haproxy.cfg'), 'utf8')
