@@ -378,18 +378,24 @@ await monitor`VACUUM ANALYZE`
 // port (SO_REUSEPORT), for the scaling note.
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1)
 const apiPort = freePort()
+// The heap size JavaScriptCore plans for, as `bun run start` and `bun run worker` set it
+// (package.json), unless BUN_JSC_forceRAMSize is set here; CATALOGUE_CACHE_MB passed through.
+const forcedRamSize =
+  process.env.BUN_JSC_forceRAMSize ??
+  JSON.parse(readFileSync(`${root}package.json`, 'utf8')).scripts.start.match(/forceRAMSize:-(\d+)/)[1]
+const memoryKnobs = {
+  BUN_JSC_forceRAMSize: forcedRamSize,
+  ...(process.env.CATALOGUE_CACHE_MB ? { CATALOGUE_CACHE_MB: process.env.CATALOGUE_CACHE_MB } : {}),
+}
 const apis = Array.from({ length: apiProcesses }, () => {
-  const env = serviceEnv({ PORT: String(apiPort) })
-  // Operators' memory knobs (see README), passed through when set.
-  for (const knob of ['BUN_JSC_forceRAMSize', 'CATALOGUE_CACHE_MB'])
-    if (process.env[knob]) Object.assign(env, { [knob]: process.env[knob] })
+  const env = serviceEnv({ PORT: String(apiPort), ...memoryKnobs })
   const child = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env, stdout: 'ignore', stderr: 'inherit' })
   children.push(child)
   return child
 })
 const worker = Bun.spawn(['bun', 'src/worker.ts'], {
   cwd: root,
-  env: serviceEnv({ WORKER_METRICS_PORT: '0' }),
+  env: serviceEnv({ WORKER_METRICS_PORT: '0', ...memoryKnobs }),
   stdout: 'ignore',
   stderr: 'inherit',
 })
@@ -456,7 +462,7 @@ const unexpected = (r: Result) =>
     .filter(([code]) => !code.startsWith('2') && code !== '409' && code !== '304')
     .reduce((sum, [, n]) => sum + n, 0)
 console.log(
-  `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores\n`,
+  `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores; BUN_JSC_forceRAMSize=${forcedRamSize}, CATALOGUE_CACHE_MB=${process.env.CATALOGUE_CACHE_MB ?? 'default'}\n`,
 )
 console.log(
   `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)} ${'API MB'.padStart(7)} ${'wkr MB'.padStart(7)}`,
@@ -512,7 +518,7 @@ await Bun.write(
   JSON.stringify(
     {
       at: new Date().toISOString(),
-      settings: { ...bench, apiProcesses },
+      settings: { ...bench, apiProcesses, ...memoryKnobs },
       rows,
       endToEnd: endToEndResults,
       singleStatementCeiling: ceilingResults.get('POST /api/orders (one hot product)')?.requestsPerSecond,

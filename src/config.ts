@@ -68,7 +68,7 @@ const EnvSchema = t.Object({
   RATE_LIMIT_SEARCH_MAX: t.Integer({ minimum: 1, default: 600 }),
   RATE_LIMIT_SEARCH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
   // Memory for the catalogue cache per API process, all parts together.
-  CATALOGUE_CACHE_MB: t.Integer({ minimum: 1, maximum: 65_536, default: 96 }),
+  CATALOGUE_CACHE_MB: t.Integer({ minimum: 1, maximum: 65_536, default: 32 }),
   // The longest a public catalogue query may run; past it the request gets 503 and Retry-After.
   CATALOGUE_STATEMENT_TIMEOUT_MS: t.Integer({ minimum: 10, maximum: 600_000, default: 2_000 }),
   // Behind reverse proxies: `true` (one) or how many proxies append to X-Forwarded-For.
