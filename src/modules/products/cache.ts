@@ -85,12 +85,13 @@ function answers<K extends string | number, A>(part: string, share: number, byte
 }
 type Answers<K extends string | number, A> = ReturnType<typeof answers<K, A>>
 const bodyBytes = (answer: CachedAnswer | null) => answer?.body.length ?? 0
-// One budget, CATALOGUE_CACHE_MB (32 by default): 60 % for products (19 MB hold ~28 000 typical
-// ones; 96 MB hold make bench's 90 000), 30 % for pages (of 10 to 50 products each), and the rest for what pages are made of:
-// a search's matches when few (each page of it is then made in memory), and the totals of
-// filtered sets (the same for all their pages).
-const items = answers<number, CachedAnswer | null>('products', 0.6, bodyBytes)
-const pages = answers<string, CachedAnswer>('pages', 0.3, bodyBytes)
+// One budget, CATALOGUE_CACHE_MB (32 by default): 45 % for products (14 MB hold ~21 000 typical
+// ones; make bench's 90 000 need ~140 MB in all), 45 % for pages (of 10 to 50 products each: ~4 800
+// search pages of ten), and the rest for what pages are made of: a search's matches when few
+// (each page of it is then made in memory), and the totals of filtered sets (the same for all
+// their pages).
+const items = answers<number, CachedAnswer | null>('products', 0.45, bodyBytes)
+const pages = answers<string, CachedAnswer>('pages', 0.45, bodyBytes)
 const matchSets = answers<string, readonly Product[] | undefined>(
   'matches',
   0.08,
