@@ -380,22 +380,22 @@ const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1)
 const apiPort = freePort()
 // The heap size JavaScriptCore plans for, as `bun run start` and `bun run worker` set it
 // (package.json), unless BUN_JSC_forceRAMSize is set here; CATALOGUE_CACHE_MB passed through.
-const forcedRamSize =
-  process.env.BUN_JSC_forceRAMSize ??
-  JSON.parse(readFileSync(`${root}package.json`, 'utf8')).scripts.start.match(/forceRAMSize:-(\d+)/)[1]
-const memoryKnobs = {
-  BUN_JSC_forceRAMSize: forcedRamSize,
+const scripts = JSON.parse(readFileSync(`${root}package.json`, 'utf8')).scripts
+const memoryKnobs = (script: string) => ({
+  BUN_JSC_forceRAMSize: process.env.BUN_JSC_forceRAMSize ?? script.match(/forceRAMSize:-(\d+)/)![1]!,
   ...(process.env.CATALOGUE_CACHE_MB ? { CATALOGUE_CACHE_MB: process.env.CATALOGUE_CACHE_MB } : {}),
-}
+})
+const apiKnobs = memoryKnobs(scripts.start)
+const workerKnobs = memoryKnobs(scripts.worker)
 const apis = Array.from({ length: apiProcesses }, () => {
-  const env = serviceEnv({ PORT: String(apiPort), ...memoryKnobs })
+  const env = serviceEnv({ PORT: String(apiPort), ...apiKnobs })
   const child = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env, stdout: 'ignore', stderr: 'inherit' })
   children.push(child)
   return child
 })
 const worker = Bun.spawn(['bun', 'src/worker.ts'], {
   cwd: root,
-  env: serviceEnv({ WORKER_METRICS_PORT: '0', ...memoryKnobs }),
+  env: serviceEnv({ WORKER_METRICS_PORT: '0', ...workerKnobs }),
   stdout: 'ignore',
   stderr: 'inherit',
 })
@@ -462,7 +462,7 @@ const unexpected = (r: Result) =>
     .filter(([code]) => !code.startsWith('2') && code !== '409' && code !== '304')
     .reduce((sum, [, n]) => sum + n, 0)
 console.log(
-  `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores; BUN_JSC_forceRAMSize=${forcedRamSize}, CATALOGUE_CACHE_MB=${process.env.CATALOGUE_CACHE_MB ?? 'default'}\n`,
+  `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores; BUN_JSC_forceRAMSize=${apiKnobs.BUN_JSC_forceRAMSize} (API), ${workerKnobs.BUN_JSC_forceRAMSize} (worker), CATALOGUE_CACHE_MB=${process.env.CATALOGUE_CACHE_MB ?? 'default'}\n`,
 )
 console.log(
   `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)} ${'API MB'.padStart(7)} ${'wkr MB'.padStart(7)}`,
@@ -518,7 +518,7 @@ await Bun.write(
   JSON.stringify(
     {
       at: new Date().toISOString(),
-      settings: { ...bench, apiProcesses, ...memoryKnobs },
+      settings: { ...bench, apiProcesses, apiKnobs, workerKnobs },
       rows,
       endToEnd: endToEndResults,
       singleStatementCeiling: ceilingResults.get('POST /api/orders (one hot product)')?.requestsPerSecond,
