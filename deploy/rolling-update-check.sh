@@ -23,7 +23,7 @@ done
 cleanup() { [[ "${KEEP:-}" == 1 ]] || { say "removing the stack"; docker stack rm "$STACK" >/dev/null; }; }
 trap cleanup EXIT
 say "deploying stack $STACK on port $PORT"
-ADMIN_EMAIL=admin@example.com PUBLISH_PORT=$PORT docker stack deploy --detach=true -c deploy/stack.yml "$STACK" >/dev/null
+ADMIN_EMAIL=admin@example.com PUBLISH_PORT=$PORT docker stack deploy -c deploy/stack.yml "$STACK" >/dev/null
 
 replicas_up() { docker service ls --filter "name=${STACK}_$1" --format '{{.Replicas}}' | grep -qx "$2/$2"; }
 for _ in $(seq 1 120); do
@@ -65,7 +65,7 @@ summary=$(cat "$out")
 placed=$(echo "$summary" | json v.placed.length)
 failed=$(echo "$summary" | json "Object.entries(v.statuses).filter(([s]) => Number(s) >= 500).reduce((n, [, c]) => n + c, 0) + v.connectionErrors")
 echo "requests by status: $(echo "$summary" | json 'JSON.stringify(v.statuses)'); connection errors: $(echo "$summary" | json v.connectionErrors)"
-psql_() { docker exec "$(docker ps -q -f "name=${STACK}_postgres" | head -n1)" psql -U postgres -d order_api -Atc "$1"; }
+psql_() { docker exec -e PGPASSWORD="${POSTGRES_PASSWORD:-postgres}" "$(docker ps -q -f "name=${STACK}_postgres" | head -n1)" psql -U postgres -d order_api -Atc "$1"; }
 ids=$(echo "$summary" | json "v.placed.join(',')")
 for _ in $(seq 1 60); do
   pending=$(psql_ "SELECT count(*) FROM orders WHERE id IN ($ids) AND status <> 'confirmed'")
