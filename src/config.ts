@@ -93,7 +93,7 @@ export class ConfigError extends Error {}
  * Variables that may instead be read from a file, as Docker and Swarm secrets are mounted:
  * `JWT_SECRET_FILE=/run/secrets/x` reads JWT_SECRET from that file (one trailing newline dropped).
  */
-export const FILE_VARIABLES = ['JWT_SECRET', 'ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const
+const FILE_VARIABLES = ['JWT_SECRET', 'ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const
 
 function fromFile(name: string, path: string) {
   try {
