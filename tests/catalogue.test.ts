@@ -350,6 +350,47 @@ describe('HTTP caching', () => {
     expect((await call('GET', path)).body).toMatchObject({ total: 1, data: [{ id: second.id, name: `${word} two` }] })
   })
 
+  test('a list without a stock filter stays in memory until a product it shows or the set it pages through changes, by any writer', async () => {
+    // A price no other product has: a plain list (no q), counted and paged by Postgres.
+    const price = 900_000_000 + (process.pid % 1_000_000)
+    const path = `/api/products?min_price_cents=${price}&max_price_cents=${price}&limit=2`
+    const made = await sql<{ id: number }[]>`
+      INSERT INTO products (name, price_cents, inventory)
+      SELECT ${`Listed ${marker} `} || n, ${price}, 5 FROM generate_series(1, 3) AS n RETURNING id`
+    const elsewhere = (await createProduct(admin.token, { name: `Unlisted ${marker}`, inventory: 5 })) as Product
+    try {
+      const shown = made.map(({ id }) => id).slice(0, 2)
+      for (let i = 0; i < 2; i++) {
+        expect((await call('GET', path)).body).toMatchObject({ total: 3, data: shown.map((id) => ({ id })) })
+        await Bun.sleep(1_500)
+      }
+      let [hits, misses] = [await cacheCount('list', 'hit'), await cacheCount('list', 'miss')]
+      expect((await call('GET', path)).body.total).toBe(3)
+      expect(await cacheCount('list', 'hit')).toBe(hits + 1)
+
+      // Stock of a product the page does not show: the page stays, past the poll that reports it.
+      await sql`UPDATE products SET inventory = 1, updated_at = now() WHERE id IN (${made[2]!.id}, ${elsewhere.id})`
+      await Bun.sleep(1_200)
+      ;[hits, misses] = [await cacheCount('list', 'hit'), await cacheCount('list', 'miss')]
+      expect((await call('GET', path)).body.total).toBe(3)
+      expect([await cacheCount('list', 'hit'), await cacheCount('list', 'miss')]).toEqual([hits + 1, misses])
+
+      // Stock of a product it shows, then a product added to the set: each within a second.
+      await sql`UPDATE products SET inventory = 2, updated_at = now() WHERE id = ${shown[1]!}`
+      let writtenAt = Date.now()
+      await waitFor(async () => (await call('GET', path)).body.data[1].inventory === 2 || undefined, 3_000, 10)
+      expect(Date.now() - writtenAt).toBeLessThanOrEqual(1_100)
+      const [added] = await sql<{ id: number }[]>`
+        INSERT INTO products (name, price_cents, inventory) VALUES (${`Listed ${marker} 4`}, ${price}, 5) RETURNING id`
+      made.push(added!)
+      writtenAt = Date.now()
+      await waitFor(async () => (await call('GET', path)).body.total === 4 || undefined, 3_000, 10)
+      expect(Date.now() - writtenAt).toBeLessThanOrEqual(1_100)
+    } finally {
+      await sql`DELETE FROM products WHERE id = ANY(${[...made.map(({ id }) => id), elsewhere.id]})`
+    }
+  })
+
   test('the cache keeps within CATALOGUE_CACHE_MB: past it the least recently used answers go', async () => {
     const { base } = await startApi({
       CATALOGUE_CACHE_MB: '1',

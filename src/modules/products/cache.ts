@@ -24,11 +24,12 @@ import {
 //
 // Freshness, per the contract: nothing served is more than 1 s stale, which bounds how stale
 // inventory (changed by every order and cancel) and another replica's admin write can be.
-// - An answer that knows the products it depends on (a product; a search read whole) lives for as
-//   long as none of them changes: polls of what Postgres changed (changes.ts) drop it when one
-//   does, or when anything else in the catalogue is written, and vouch for it meanwhile. When the
-//   polls stop vouching (Postgres unreachable, say) it falls back to the rule for the others:
-// - any other answer lives 1 s from the moment its read began.
+// - An answer that knows the products it depends on (a product; a search read whole; a page
+//   without a stock filter) lives for as long as none of them changes: polls of what Postgres
+//   changed (changes.ts) drop it when one does, or when anything else in the catalogue is written,
+//   and vouch for it meanwhile. When the polls stop vouching (Postgres unreachable, say) it falls
+//   back to the rule for the others:
+// - any other answer (a page filtered by stock) lives 1 s from the moment its read began.
 // An admin write also empties this process's cache before it answers and tells the other
 // processes to do the same (a broadcast, faster than their next poll).
 // Orders never read from here: they take stock against the live row.
@@ -247,17 +248,21 @@ async function readPage(query: CatalogueQuery): Promise<Read<CachedAnswer>> {
       broadSearches.set(key, true)
     }
   }
+  // Without a stock filter, which products a query matches, and in what order, moves only with
+  // catalogue_version (every write other than stock): its total depends on no product, and a page
+  // on the products it shows. With one, any product's stock may change them: a second at most.
+  const whateverTheStock = query.inStock === undefined
   const [rows, total] = await Promise.all([
     productPage(query),
     remembered(totals, undefined, totalKey(query), async () => ({
       answer: await countProducts(query),
-      dependsOn: undefined,
+      dependsOn: whateverTheStock ? [] : undefined,
     })),
   ])
   return {
     answer: answer(paged(rows, total.answer, query.page, query.limit)),
-    dependsOn: undefined,
-    age: { readAt: total.readAt, pollsBefore: -1 },
+    dependsOn: whateverTheStock ? rows.map((product) => product.id) : undefined,
+    age: total,
   }
 }
 
