@@ -30,6 +30,8 @@ const EnvSchema = t.Object({
   DATABASE_URL: t.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/order_api' }),
   DATABASE_POOL_SIZE: t.Integer({ minimum: 1, maximum: 200, default: 10 }),
   REDIS_URL: t.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  // A Redis Cluster instead (host:port of some of its nodes, comma-separated): REDIS_URL is then ignored.
+  REDIS_CLUSTER_NODES: t.Optional(t.String({ pattern: '^[^\\s,]+:\\d{1,5}(,[^\\s,]+:\\d{1,5})*$' })),
   JWT_SECRET: t.String({ minLength: 1 }),
   // Access tokens are short-lived: a session lives on through its refresh token.
   JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '15m' }),
@@ -103,6 +105,19 @@ function fromFile(name: string, path: string) {
   }
 }
 
+/**
+ * On a Redis Cluster every key of a queue must be in one hash slot (BullMQ's scripts touch several):
+ * the prefix's hash tag, its first `{…}`, puts them there. A prefix without one is wrapped whole.
+ */
+export function hashTagged(prefix: string) {
+  const open = prefix.indexOf('{')
+  const close = prefix.indexOf('}', open + 1)
+  if (open >= 0 && close > open + 1) return prefix
+  if (prefix.includes('{') || prefix.includes('}'))
+    throw new ConfigError('Configuration error: QUEUE_PREFIX has braces but no hash tag (a non-empty {…})')
+  return `{${prefix}}`
+}
+
 /** Parses an environment into a Config, or throws one ConfigError naming the bad variable. */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const raw: Record<string, unknown> = {}
@@ -124,6 +139,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Configuration error: ${name} ${problem}`)
   }
   const config = converted as Config
+  if (config.REDIS_CLUSTER_NODES !== undefined) config.QUEUE_PREFIX = hashTagged(config.QUEUE_PREFIX)
   if (config.NODE_ENV === 'production') {
     if (config.JWT_SECRET.length < 32)
       throw new ConfigError('Configuration error: JWT_SECRET must be at least 32 characters in production')

@@ -126,10 +126,24 @@ describe('configuration', () => {
     [{ ...valid, REFRESH_TOKEN_TTL: '30 parsecs' }, /REFRESH_TOKEN_TTL is invalid/],
     [{ ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL is invalid/],
     [{ ...valid, WORKER_CONCURRENCY: '0' }, /WORKER_CONCURRENCY is invalid/],
+    [{ ...valid, REDIS_CLUSTER_NODES: 'redis-1' }, /REDIS_CLUSTER_NODES is invalid/],
+    [{ ...valid, REDIS_CLUSTER_NODES: 'redis-1:6379,' }, /REDIS_CLUSTER_NODES is invalid/],
+    [
+      { ...valid, REDIS_CLUSTER_NODES: 'redis-1:6379', QUEUE_PREFIX: 'shop{}' },
+      /QUEUE_PREFIX has braces but no hash tag/,
+    ],
     [{ NODE_ENV: 'production', JWT_SECRET: 'short' }, /at least 32 characters/],
     [{ NODE_ENV: 'production', JWT_SECRET: 'dev-secret-change-me-in-production-0000' }, /placeholder/],
   ])('%o is refused with one line naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(message)
+  })
+
+  test('on a Redis Cluster the queue prefix is hash-tagged (one slot for all its keys); a tag already there is kept', () => {
+    const cluster = { ...valid, REDIS_CLUSTER_NODES: 'redis-1:6379,10.0.0.2:7000' }
+    expect(parseConfig(valid).QUEUE_PREFIX).toBe('order-api')
+    expect(parseConfig(cluster).QUEUE_PREFIX).toBe('{order-api}')
+    expect(parseConfig({ ...cluster, QUEUE_PREFIX: 'shop:{orders}' }).QUEUE_PREFIX).toBe('shop:{orders}')
+    expect(parseConfig({ ...cluster, QUEUE_PREFIX: 'eu' }).QUEUE_PREFIX).toBe('{eu}')
   })
 
   test('a secret can come from a file (NAME_FILE, as Docker and Swarm mount secrets), not from both', () => {

@@ -1,7 +1,6 @@
-import type IORedis from 'ioredis'
 import { config } from '../config'
 import { logger } from './logger'
-import { createSubscriberConnection, logRedisErrors, redis, whenRedisReady } from './redis'
+import { createSubscriberConnection, logRedisErrors, type RedisConnection, redis, whenRedisReady } from './redis'
 
 // Messages to every API process (session revocations, catalogue changes) over Redis pub/sub,
 // on one subscriber connection per process. Pub/sub keeps nothing for a process that is away:
@@ -15,7 +14,7 @@ type Listener = {
 }
 
 const listeners = new Map<string, Listener>()
-let subscriber: IORedis | undefined
+let subscriber: RedisConnection | undefined
 let subscribed = false
 
 const channelName = (name: string) => `${config.QUEUE_PREFIX}:${name}`
@@ -35,6 +34,10 @@ function connect() {
     } catch (error) {
       logger.warn({ err: error }, 'could not subscribe to broadcasts')
     }
+  })
+  // A cluster moves its subscription to another node when the node it was on leaves.
+  connection.on('-node', () => {
+    for (const listener of listeners.values()) listener.onResync()
   })
   connection.on('message', (channel: string, message: string) => {
     const listener = listeners.get(channel.slice(config.QUEUE_PREFIX.length + 1))

@@ -1,24 +1,43 @@
-import IORedis from 'ioredis'
+import IORedis, { type Cluster, type RedisOptions } from 'ioredis'
 import { config } from '../config'
 import { logger } from './logger'
 import { withTimeout } from './timeout'
+
+/** One Redis server, or a Redis Cluster (REDIS_CLUSTER_NODES): the rest of the code takes either. */
+export type RedisConnection = IORedis | Cluster
+
+const clusterNodes = config.REDIS_CLUSTER_NODES?.split(',').map((node) => {
+  const at = node.lastIndexOf(':')
+  return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+})
+
+/**
+ * A connection to `url`, or, when none is named and REDIS_CLUSTER_NODES is set, to the cluster
+ * (REDIS_URL is then ignored), each node's connection made with `options`.
+ */
+function connect(url: string | undefined, { enableOfflineQueue, ...options }: RedisOptions): RedisConnection {
+  if (url !== undefined || !clusterNodes)
+    return new IORedis(url ?? config.REDIS_URL, { enableOfflineQueue, ...options })
+  return new IORedis.Cluster(clusterNodes, { enableOfflineQueue, redisOptions: options })
+}
 
 /**
  * A connection for producers and health checks: with the offline queue off, a command fails at
  * once while Redis is down instead of piling up, so requests and the relay never hang on it.
  */
-export const createProducerConnection = (url = config.REDIS_URL) =>
-  new IORedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 })
+export const createProducerConnection = (url?: string) =>
+  connect(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 })
 
 /** Workers block on Redis and must retry forever (BullMQ requires maxRetriesPerRequest: null). */
-export const createWorkerConnection = (url = config.REDIS_URL) => new IORedis(url, { maxRetriesPerRequest: null })
+export const createWorkerConnection = (url?: string) => connect(url, { maxRetriesPerRequest: null })
 
 /**
  * Pub/sub: retries forever. It does not re-subscribe on its own: the subscriber does so on
- * `ready`, so that it knows when it may have missed messages.
+ * `ready`, so that it knows when it may have missed messages. (A cluster's subscription moves to
+ * another node by itself when its node goes: the subscriber hears of that as `-node`.)
  */
-export const createSubscriberConnection = (url = config.REDIS_URL) =>
-  new IORedis(url, { maxRetriesPerRequest: null, autoResubscribe: false })
+export const createSubscriberConnection = () =>
+  connect(undefined, { maxRetriesPerRequest: null, autoResubscribe: false })
 
 const ERROR_LOG_INTERVAL_MS = 10_000
 
@@ -39,10 +58,10 @@ export function logRedisErrors(
   })
 }
 
-let shared: IORedis | undefined
+let shared: RedisConnection | undefined
 
 /** The process's shared fail-fast connection (rate limits, health, queues), created on first use. */
-export function redis(): IORedis {
+export function redis(): RedisConnection {
   if (!shared) {
     shared = createProducerConnection()
     // It reconnects on its own; readiness and the outbox relay report the outage too.
@@ -94,7 +113,7 @@ export async function pingRedis(timeoutMs = 1_000): Promise<boolean> {
  * (BullMQ's production guide asks for `maxmemory-policy noeviction`). Managed services that
  * refuse CONFIG are left alone.
  */
-export async function warnUnlessNoEviction(connection: IORedis, source: string) {
+export async function warnUnlessNoEviction(connection: RedisConnection, source: string) {
   try {
     const [, policy] = (await withTimeout(
       connection.config('GET', 'maxmemory-policy'),
