@@ -9,9 +9,7 @@ ensure_dependencies
 [[ -f .env ]] || { say "creating .env from .env.example"; cp .env.example .env; }
 export LOG_PRETTY="${LOG_PRETTY:-1}"
 
-# Bun reads .env itself; the shell only needs to know where the services are (the real
-# environment wins over .env, as it does for Bun).
-from_env_file() { local value; value=$(grep -E "^$1=" .env | tail -n1 | cut -d= -f2- || true); value="${value%\"}"; echo "${value#\"}"; }
+# The real environment wins over .env, as it does for Bun.
 DATABASE_URL="${DATABASE_URL:-$(from_env_file DATABASE_URL)}"
 REDIS_URL="${REDIS_URL:-$(from_env_file REDIS_URL)}"
 PORT="${PORT:-$(from_env_file PORT)}"

@@ -120,14 +120,21 @@ ensure_chromium() {
   fi
 }
 
+# NAME's value in the project's .env (quotes dropped), or nothing: Bun reads .env itself, the
+# scripts only need to know where the services are.
+from_env_file() {
+  [[ -f "$ROOT/.env" ]] || return 0
+  local value
+  value=$(grep -E "^$1=" "$ROOT/.env" | tail -n1 | cut -d= -f2- || true)
+  value="${value%\"}"
+  echo "${value#\"}"
+}
+
 # DATABASE_URL from the environment (or DATABASE_URL_FILE), else from .env, else the default.
 database_url() {
   local url="${DATABASE_URL:-}"
   [[ -z "$url" && -n "${DATABASE_URL_FILE:-}" ]] && url=$(<"$DATABASE_URL_FILE")
-  if [[ -z "$url" && -f "$ROOT/.env" ]]; then
-    url=$(grep -E '^DATABASE_URL=' "$ROOT/.env" | tail -n1 | cut -d= -f2- || true)
-    url="${url%\"}"; url="${url#\"}"
-  fi
+  [[ -z "$url" ]] && url=$(from_env_file DATABASE_URL)
   echo "${url:-postgres://postgres@127.0.0.1:5432/order_api}"
 }
 
