@@ -7,6 +7,7 @@ import postgres from 'postgres'
 import { bench } from './config'
 import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { type ChangeDetectionRow, measureChangeDetection } from './change-detection'
+import { type BackupEffectRow, measureBackupEffect, shareOfQuiet } from './backup-effect'
 import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
 import { seedBenchDatabase } from './seed'
 
@@ -446,6 +447,28 @@ if (measuresChanges) {
   )
 }
 
+// Hot orders during a backup against without one (BENCH_ONLY=backup runs it alone).
+const measuresBackup = !process.env.BENCH_ONLY || process.env.BENCH_ONLY.toLowerCase() === 'backup'
+const backupRows: BackupEffectRow[] = []
+if (measuresBackup) {
+  const hotScenario = endToEndResults.hot
+  console.log('… API: hot orders, with and without a backup (9 runs)')
+  backupRows.push(
+    ...(await measureBackupEffect({
+      root,
+      databaseUrl: bench.databaseUrl,
+      monitor,
+      hotOrders: async () => {
+        await settle()
+        const { p99 } = await endToEnd('hot', [seeded.hotProductId])
+        return { placedPerSecond: endToEndResults.hot!.placedPerSecond, p99 }
+      },
+    })),
+  )
+  if (hotScenario) endToEndResults.hot = hotScenario
+  else delete endToEndResults.hot
+}
+
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
   SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
@@ -464,9 +487,10 @@ const unexpected = (r: Result) =>
 console.log(
   `\n${apiProcesses} API process(es) and a worker, ${bench.connections} connections, ${bench.durationSeconds} s each after ${bench.warmupSeconds} s warm-up, pool ${bench.poolSize}, on ${navigator.hardwareConcurrency} cores; BUN_JSC_forceRAMSize=${apiKnobs.BUN_JSC_forceRAMSize} (API), ${workerKnobs.BUN_JSC_forceRAMSize} (worker), CATALOGUE_CACHE_MB=${process.env.CATALOGUE_CACHE_MB ?? 'default'}\n`,
 )
-console.log(
-  `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)} ${'API MB'.padStart(7)} ${'wkr MB'.padStart(7)}`,
-)
+if (rows.length)
+  console.log(
+    `${'scenario'.padEnd(42)} ${'api rps'.padStart(8)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(8)} ${'ceil rps'.padStart(8)} ${'c p50'.padStart(8)} ${'c p99'.padStart(8)} ${'ratio'.padStart(7)} ${'target'.padStart(7)} ${'API MB'.padStart(7)} ${'wkr MB'.padStart(7)}`,
+  )
 for (const row of rows)
   console.log(
     `${row.scenario.padEnd(42)} ${fmt(row.api.requestsPerSecond)} ${fmt(row.api.p50, 1)} ${fmt(row.api.p99, 1)} ${fmt(unexpected(row.api))} ${fmt(row.ceiling.requestsPerSecond)} ${fmt(row.ceiling.p50, 1)} ${fmt(row.ceiling.p99, 1)} ${`${Math.round(row.ratio * 100)}%`.padStart(7)} ${`≥${row.target * 100}%`.padStart(7)} ${row.apiRssMb.toFixed(0).padStart(7)} ${row.workerRssMb.toFixed(0).padStart(7)}`,
@@ -503,6 +527,19 @@ if (changeRows.length) {
     'poll CPU: share of one core (target ≤ 1 %); hits: on the unchanged products read (target ≥ 90 % with the transaction open)',
   )
 }
+if (backupRows.length) {
+  console.log(
+    `\n${'hot orders end to end'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)} ${'dumps'.padStart(6)}`,
+  )
+  for (const row of backupRows)
+    console.log(
+      `${row.phase.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)} ${String(row.dumps).padStart(6)}`,
+    )
+  console.log(
+    `hot orders during a backup: ${Math.round(100 * shareOfQuiet(backupRows, 'a backup'))}% of the rate beside nothing else; ` +
+      `beside the transaction alone: ${Math.round(100 * shareOfQuiet(backupRows, 'an idle transaction'))}% (means)`,
+  )
+}
 if (rows.length)
   console.log(
     `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
@@ -525,6 +562,7 @@ await Bun.write(
       batchedCeiling: batchedCeiling?.requestsPerSecond,
       apiPeakRssMb: apiPeakRss,
       changeDetection: changeRows,
+      backupEffect: backupRows,
       oversold,
     },
     null,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make backup: a pg_dump of DATABASE_URL in custom format (-Fc) into BACKUP_DIR (default
 # backups/); the file's path is the last line printed. The dump reads one consistent snapshot,
-# so orders go on being placed meanwhile.
+# so orders go on being placed meanwhile. Arguments go to pg_dump as they are (--snapshot=…, say).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -12,7 +12,9 @@ mkdir -p "$dir"
 name=$(url_database "$url")
 file="$(cd "$dir" && pwd)/$name-$(date -u +%Y%m%dT%H%M%SZ).dump"
 say "backing up $name to $file"
-# Written under another name first: a dump cut short never looks like a backup.
-pg_dump --format=custom --no-owner --no-privileges --dbname="$url" --file="$file.partial"
+# Written under another name first: a dump cut short never looks like a backup. At the lowest
+# CPU priority: most of pg_dump's own CPU is compression, which should yield to the services on
+# a shared machine (the server's side of the dump cannot be reniced: README § Backups).
+nice -n 19 pg_dump --format=custom --no-owner --no-privileges --dbname="$url" --file="$file.partial" "$@"
 mv "$file.partial" "$file"
 echo "$file"

@@ -10,4 +10,5 @@ export BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5
 export BENCH_REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 ensure_postgres "$BENCH_DATABASE_URL"
 ensure_redis "$BENCH_REDIS_URL"
+ensure_pg_client # the backup phase runs pg_dump
 JWT_SECRET=bench-only DATABASE_URL="$BENCH_DATABASE_URL" LOG_LEVEL=warn bun "${1:-bench/run.ts}"
