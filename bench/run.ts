@@ -8,6 +8,7 @@ import { bench } from './config'
 import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { type ChangeDetectionRow, measureChangeDetection } from './change-detection'
 import { type BackupEffectRow, measureBackupEffect, shareOfQuiet } from './backup-effect'
+import { type FeedCostRow, measureFeedCost } from './feed-cost'
 import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
 import { seedBenchDatabase } from './seed'
 
@@ -447,26 +448,43 @@ if (measuresChanges) {
   )
 }
 
+/** One end-to-end order run outside the scenario table (which keeps its own figures). */
+async function orderRate(name: 'hot' | 'many') {
+  const kept = endToEndResults[name]
+  await settle()
+  const { p99 } = await endToEnd(name, name === 'hot' ? [seeded.hotProductId] : seeded.activeProductIds)
+  const { placedPerSecond } = endToEndResults[name]!
+  if (kept) endToEndResults[name] = kept
+  else delete endToEndResults[name]
+  return { placedPerSecond, p99 }
+}
+// Phases that alternate many order runs (minutes each): only when asked for by name.
+const phaseWanted = (name: string) => process.env.BENCH_ONLY?.toLowerCase() === name
+
 // Hot orders during a backup against without one (BENCH_ONLY=backup runs it alone).
-const measuresBackup = !process.env.BENCH_ONLY || process.env.BENCH_ONLY.toLowerCase() === 'backup'
 const backupRows: BackupEffectRow[] = []
-if (measuresBackup) {
-  const hotScenario = endToEndResults.hot
+if (phaseWanted('backup')) {
   console.log('… API: hot orders, with and without a backup (9 runs)')
   backupRows.push(
     ...(await measureBackupEffect({
       root,
       databaseUrl: bench.databaseUrl,
       monitor,
-      hotOrders: async () => {
-        await settle()
-        const { p99 } = await endToEnd('hot', [seeded.hotProductId])
-        return { placedPerSecond: endToEndResults.hot!.placedPerSecond, p99 }
-      },
+      hotOrders: () => orderRate('hot'),
     })),
   )
-  if (hotScenario) endToEndResults.hot = hotScenario
-  else delete endToEndResults.hot
+}
+
+// What the change feed's triggers cost orders (BENCH_ONLY=feed runs it alone).
+const feedRows: FeedCostRow[] = []
+if (phaseWanted('feed')) {
+  console.log('… API: orders with the change feed on and off (8 runs each)')
+  feedRows.push(
+    ...(await measureFeedCost({
+      monitor,
+      scenarios: { 'one hot product': () => orderRate('hot'), 'many products': () => orderRate('many') },
+    })),
+  )
 }
 
 // Invariants after the run: no oversell, every unit sold accounted for.
@@ -540,6 +558,17 @@ if (backupRows.length) {
       `beside the transaction alone: ${Math.round(100 * shareOfQuiet(backupRows, 'an idle transaction'))}% (means)`,
   )
 }
+if (feedRows.length) {
+  console.log(
+    `\n${'orders end to end, change feed'.padEnd(42)} ${'on placed/s'.padStart(24)} ${'off placed/s'.padStart(24)} ${'on ÷ off'.padStart(9)}`,
+  )
+  const rates = (values: number[]) => values.map((value) => value.toFixed(0)).join(' ')
+  for (const row of feedRows)
+    console.log(
+      `${row.scenario.padEnd(42)} ${rates(row.on).padStart(24)} ${rates(row.off).padStart(24)} ${`${(row.ratio * 100).toFixed(1)}%`.padStart(9)}`,
+    )
+  console.log('target: the feed costs orders under 5 % (on ÷ off ≥ 95 %)')
+}
 if (rows.length)
   console.log(
     `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
@@ -563,6 +592,7 @@ await Bun.write(
       apiPeakRssMb: apiPeakRss,
       changeDetection: changeRows,
       backupEffect: backupRows,
+      feedCost: feedRows,
       oversold,
     },
     null,
