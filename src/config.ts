@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs'
 
 const DURATION = '^\\d+(\\.\\d+)?\\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?$'
 
+// host:port, or a redis:// or rediss:// URL of one (credentials percent-encoded).
+const CLUSTER_NODE = '(rediss?://([^\\s,/@]*@)?)?[^\\s,/@]+:\\d{1,5}'
+
 const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 }
 
 /** Seconds in a duration that matched DURATION: a bare number is seconds, `15m` minutes and so on. */
@@ -30,8 +33,9 @@ const EnvSchema = t.Object({
   DATABASE_URL: t.String({ pattern: '^postgres(ql)?://', default: 'postgres://postgres@127.0.0.1:5432/order_api' }),
   DATABASE_POOL_SIZE: t.Integer({ minimum: 1, maximum: 200, default: 10 }),
   REDIS_URL: t.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
-  // A Redis Cluster instead (host:port of some of its nodes, comma-separated): REDIS_URL is then ignored.
-  REDIS_CLUSTER_NODES: t.Optional(t.String({ pattern: '^[^\\s,]+:\\d{1,5}(,[^\\s,]+:\\d{1,5})*$' })),
+  // A Redis Cluster instead: some of its nodes, comma-separated, as host:port or
+  // redis[s]://[user:password@]host:port (the first one's credentials serve all). REDIS_URL is then ignored.
+  REDIS_CLUSTER_NODES: t.Optional(t.String({ pattern: `^${CLUSTER_NODE}(,${CLUSTER_NODE})*$` })),
   JWT_SECRET: t.String({ minLength: 1 }),
   // Access tokens are short-lived: a session lives on through its refresh token.
   JWT_EXPIRES_IN: t.String({ pattern: DURATION, default: '15m' }),
@@ -95,7 +99,14 @@ export class ConfigError extends Error {}
  * Variables that may instead be read from a file, as Docker and Swarm secrets are mounted:
  * `JWT_SECRET_FILE=/run/secrets/x` reads JWT_SECRET from that file (one trailing newline dropped).
  */
-const FILE_VARIABLES = ['JWT_SECRET', 'ADMIN_PASSWORD', 'DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const
+const FILE_VARIABLES = [
+  'JWT_SECRET',
+  'ADMIN_PASSWORD',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'SMTP_URL',
+] as const
 
 function fromFile(name: string, path: string) {
   try {

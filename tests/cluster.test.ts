@@ -10,6 +10,7 @@ import { startApi, startRedisCluster, startWorker, stopServices } from './proces
 // Every Redis use on a real 3-master Redis Cluster (REDIS_CLUSTER_NODES): the queues and the
 // worker, rate limits, the broadcasts between API processes, Bull Board. REDIS_URL names a port
 // where nothing answers: the processes must ignore it (they would not even be ready otherwise).
+// The nodes ask for a password, as a managed cluster's do.
 // Each test sends its own X-Forwarded-For, so that its rate-limited attempts are its own.
 
 const prefix = `cluster-${process.pid}`
@@ -19,10 +20,14 @@ let cluster: Cluster
 let apis: { base: string }[] = []
 let admin: { token: string; user: { email: string } }
 
+// The first node is named by a URL carrying the password; it serves every node.
+const password = `p@ss:${process.pid}`
+
 beforeAll(async () => {
-  const nodes = await startRedisCluster(dir)
+  const nodes = await startRedisCluster(dir, password)
+  const [first, ...others] = nodes
   const env = {
-    REDIS_CLUSTER_NODES: nodes,
+    REDIS_CLUSTER_NODES: [`redis://:${encodeURIComponent(password)}@${first}`, ...others].join(','),
     REDIS_URL: `redis://127.0.0.1:${freePort()}`,
     QUEUE_PREFIX: prefix,
     TRUST_PROXY: 'true',
@@ -30,7 +35,10 @@ beforeAll(async () => {
   }
   startWorker(env)
   apis = await Promise.all([startApi(env), startApi(env)])
-  cluster = new Cluster(nodes.split(',').map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })))
+  cluster = new Cluster(
+    nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+    { redisOptions: { password } },
+  )
   admin = await createAdmin()
 })
 

@@ -128,6 +128,7 @@ describe('configuration', () => {
     [{ ...valid, WORKER_CONCURRENCY: '0' }, /WORKER_CONCURRENCY is invalid/],
     [{ ...valid, REDIS_CLUSTER_NODES: 'redis-1' }, /REDIS_CLUSTER_NODES is invalid/],
     [{ ...valid, REDIS_CLUSTER_NODES: 'redis-1:6379,' }, /REDIS_CLUSTER_NODES is invalid/],
+    [{ ...valid, REDIS_CLUSTER_NODES: 'http://redis-1:6379' }, /REDIS_CLUSTER_NODES is invalid/],
     [
       { ...valid, REDIS_CLUSTER_NODES: 'redis-1:6379', QUEUE_PREFIX: 'shop{}' },
       /QUEUE_PREFIX has braces but no hash tag/,
@@ -144,6 +145,8 @@ describe('configuration', () => {
     expect(parseConfig(cluster).QUEUE_PREFIX).toBe('{order-api}')
     expect(parseConfig({ ...cluster, QUEUE_PREFIX: 'shop:{orders}' }).QUEUE_PREFIX).toBe('shop:{orders}')
     expect(parseConfig({ ...cluster, QUEUE_PREFIX: 'eu' }).QUEUE_PREFIX).toBe('{eu}')
+    const withCredentials = 'rediss://app:s%40cret@redis-1:6379,redis-2:6379,[::1]:7000'
+    expect(parseConfig({ ...valid, REDIS_CLUSTER_NODES: withCredentials }).REDIS_CLUSTER_NODES).toBe(withCredentials)
   })
 
   test('a secret can come from a file (NAME_FILE, as Docker and Swarm mount secrets), not from both', () => {

@@ -86,42 +86,39 @@ export const startWorker = (env: Record<string, string> = {}, options: { log?: b
 export const startRedis = (port: number) =>
   spawnService(['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
 
-const redisCli = (port: number, ...args: string[]) =>
-  Bun.spawnSync(['redis-cli', '-p', String(port), ...args]).stdout.toString()
-
 /**
  * A Redis Cluster of `masters` nodes from the installed redis-server, as an operator makes one
- * (`cluster-enabled yes`, `redis-cli --cluster create`); returns its nodes as REDIS_CLUSTER_NODES
- * takes them, once every node says the cluster is ok. Its files go in `dir`.
+ * (`cluster-enabled yes`, `redis-cli --cluster create`), every node asking for `password`;
+ * returns its nodes' addresses once every node says the cluster is ok. Its files go in `dir`.
  */
-export async function startRedisCluster(dir: string, masters = 3) {
+export async function startRedisCluster(dir: string, password: string, masters = 3) {
+  const cli = (args: string[]) =>
+    Bun.spawnSync(['redis-cli', '--no-auth-warning', '-a', password, ...args]).stdout.toString()
   const ports = Array.from({ length: masters }, () => freePort())
   for (const port of ports)
     spawnService([
       'redis-server',
       ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
       ...['--cluster-enabled', 'yes', '--cluster-port', String(freePort())],
-      ...['--cluster-config-file', `nodes-${port}.conf`],
+      ...['--cluster-config-file', `nodes-${port}.conf`, '--requirepass', password, '--masterauth', password],
     ])
   const allSay = (args: string[], expected: string) =>
-    waitFor(() => ports.every((port) => redisCli(port, ...args).includes(expected)), 20_000, 100)
+    waitFor(() => ports.every((port) => cli(['-p', String(port), ...args]).includes(expected)), 20_000, 100)
   expect(await allSay(['ping'], 'PONG')).toBe(true)
   const nodes = ports.map((port) => `127.0.0.1:${port}`)
-  const created = Bun.spawnSync([
-    'redis-cli',
-    '--cluster',
-    'create',
-    ...nodes,
-    '--cluster-replicas',
-    '0',
-    '--cluster-yes',
-  ])
+  const created = Bun.spawnSync(
+    ['redis-cli', '--no-auth-warning', '-a', password, '--cluster', 'create', ...nodes].concat([
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]),
+  )
   expect({ created: created.exitCode, output: created.exitCode ? created.stdout.toString() : '' }).toEqual({
     created: 0,
     output: '',
   })
   expect(await allSay(['cluster', 'info'], 'cluster_state:ok')).toBe(true)
-  return nodes.join(',')
+  return nodes
 }
 
 /** Kills every process started here and waits until they are gone. */

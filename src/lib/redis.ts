@@ -6,19 +6,32 @@ import { withTimeout } from './timeout'
 /** One Redis server, or a Redis Cluster (REDIS_CLUSTER_NODES): the rest of the code takes either. */
 export type RedisConnection = IORedis | Cluster
 
-const clusterNodes = config.REDIS_CLUSTER_NODES?.split(',').map((node) => {
-  const at = node.lastIndexOf(':')
-  return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
-})
+/**
+ * REDIS_CLUSTER_NODES: `host:port` entries, or `redis[s]://[user:password@]host:port` URLs. A
+ * cluster has one set of users: the first entry's credentials (and TLS, for rediss://) serve
+ * every node, the ones named and the ones discovered.
+ */
+function clusterSettings(list: string) {
+  const urls = list.split(',').map((entry) => new URL(entry.includes('://') ? entry : `redis://${entry}`))
+  const first = urls[0]!
+  return {
+    nodes: urls.map((url) => ({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) })),
+    options: {
+      username: decodeURIComponent(first.username) || undefined,
+      password: decodeURIComponent(first.password) || undefined,
+      tls: first.protocol === 'rediss:' ? {} : undefined,
+    } satisfies RedisOptions,
+  }
+}
+const cluster = config.REDIS_CLUSTER_NODES === undefined ? undefined : clusterSettings(config.REDIS_CLUSTER_NODES)
 
 /**
  * A connection to `url`, or, when none is named and REDIS_CLUSTER_NODES is set, to the cluster
  * (REDIS_URL is then ignored), each node's connection made with `options`.
  */
 function connect(url: string | undefined, { enableOfflineQueue, ...options }: RedisOptions): RedisConnection {
-  if (url !== undefined || !clusterNodes)
-    return new IORedis(url ?? config.REDIS_URL, { enableOfflineQueue, ...options })
-  return new IORedis.Cluster(clusterNodes, { enableOfflineQueue, redisOptions: options })
+  if (url !== undefined || !cluster) return new IORedis(url ?? config.REDIS_URL, { enableOfflineQueue, ...options })
+  return new IORedis.Cluster(cluster.nodes, { enableOfflineQueue, redisOptions: { ...cluster.options, ...options } })
 }
 
 /**
