@@ -196,12 +196,12 @@ export class OutboxRelay {
   /**
    * Where a pass starts. A relayed row leaves an entry in the unsent-rows index that vacuum
    * removes only once no transaction could still see the row unsent; while one stays open (a
-   * backup's pg_dump, for minutes), a pass from the first row walks every row relayed since
-   * it began, and on a busy shop that walk grew to cost the order path a third of its rate
-   * (make bench, BENCH_ONLY=backup). So a pass starts at the highest id relayed lateCommitMs ago:
-   * a row below it was written before that row was, and is still unsent only if its transaction
-   * committed later than lateCommitMs after writing it. One pass every fullPassEveryMs starts
-   * at the first row, for those.
+   * backup's pg_dump, for minutes), a pass from the first row walks every row relayed since it
+   * began (measured: a thousand more buffers a pass for each 40 000 rows relayed), several times
+   * a second. So a pass starts at the highest id relayed lateCommitMs ago: a row below it was
+   * written before that row was, and is still unsent only if its transaction committed later
+   * than lateCommitMs after writing it. One pass every fullPassEveryMs starts at the first row,
+   * for those.
    */
   private from(now: number) {
     if (now - this.lastFullPassAt >= this.fullPassEveryMs) {
