@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { freePort, waitFor } from './helpers'
+import { tcpProxy } from './tcp-proxy'
 
 // No Docker engine runs here, so this runs what the image and the compose file would run:
 // the Dockerfile's production-only install into a copy of exactly what it COPYs, then the
@@ -196,6 +197,40 @@ describe('the backup service (compose and stack)', () => {
       rmSync(empty, { recursive: true, force: true })
     } finally {
       loop.kill()
+      rmSync(folder, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
+
+describe('the backup service when Postgres is not up yet', () => {
+  test('tries again after BACKUP_RETRY_SECONDS, not a whole interval later (a swarm starts services in no order)', async () => {
+    const url = new URL(process.env.DATABASE_URL!)
+    const postgresLater = tcpProxy(Number(url.port || 5432))
+    postgresLater.cut()
+    const folder = mkdtempSync(join(tmpdir(), 'order-api-backups-'))
+    const loop = Bun.spawn(['sh', '-c', shellOf(compose.services.backup.command[0]).replaceAll('/backups', folder)], {
+      env: {
+        PATH: `${pgBin()}:${process.env.PATH}`,
+        PGHOST: '127.0.0.1',
+        PGPORT: String(postgresLater.port),
+        PGUSER: decodeURIComponent(url.username),
+        PGDATABASE: url.pathname.slice(1),
+        BACKUP_KEEP: '2',
+        BACKUP_INTERVAL_SECONDS: '3600',
+        BACKUP_RETRY_SECONDS: '1',
+      },
+      stdout: 'ignore',
+      stderr: 'ignore',
+    })
+    try {
+      await Bun.sleep(1_500)
+      expect(readdirSync(folder).filter((name) => name.endsWith('.dump'))).toEqual([])
+      postgresLater.heal()
+      const dumped = await waitFor(() => readdirSync(folder).some((name) => name.endsWith('.dump')), 15_000, 100)
+      expect(dumped).toBe(true)
+    } finally {
+      loop.kill()
+      postgresLater.cut()
       rmSync(folder, { recursive: true, force: true })
     }
   }, 60_000)
