@@ -1,7 +1,8 @@
 // make bench's change-feed cost (BENCH_ONLY=feed runs it alone): what the order path pays for the
 // catalogue's change feed, the statement-level triggers that write product_changes. Orders end to
-// end, on the hot product and on many products, with the triggers on and off, alternated in one
-// sitting (on off off on, twice), so that a drift over the sitting weighs on both alike.
+// end on the hot product and on many products, and the hot product's order statement alone, with
+// the triggers on and off, alternated in one sitting (on off off on, twice), so that a drift over
+// the sitting weighs on both alike.
 import type postgres from 'postgres'
 
 const FEED_TRIGGERS = ['products_changes_inserted', 'products_changes_updated', 'products_changes_deleted']

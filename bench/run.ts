@@ -459,6 +459,12 @@ async function orderRate(name: 'hot' | 'many') {
   return { placedPerSecond, p99 }
 }
 // Phases that alternate many order runs (minutes each): only when asked for by name.
+/** The order statement driven straight from postgres.js on the hot product, as orders/s. */
+async function statementRate(batching: { batchSize?: number; callers?: number }) {
+  await settle()
+  const { requestsPerSecond, p99 } = await orderCeiling([seeded.hotProductId], undefined, batching)
+  return { placedPerSecond: requestsPerSecond, p99 }
+}
 const phaseWanted = (name: string) => process.env.BENCH_ONLY?.toLowerCase() === name
 
 // Hot orders during a backup against without one (BENCH_ONLY=backup runs it alone).
@@ -482,7 +488,13 @@ if (phaseWanted('feed')) {
   feedRows.push(
     ...(await measureFeedCost({
       monitor,
-      scenarios: { 'one hot product': () => orderRate('hot'), 'many products': () => orderRate('many') },
+      scenarios: {
+        'one hot product': () => orderRate('hot'),
+        'many products': () => orderRate('many'),
+        // The stock statement alone, straight from postgres.js: the same cost with far less noise.
+        'hot, single statements (SQL alone)': () => statementRate({}),
+        'hot, batches of 32 (SQL alone)': () => statementRate({ batchSize: 32, callers: 4 }),
+      },
     })),
   )
 }
