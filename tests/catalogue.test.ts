@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { call, createAdmin, createProduct, expectError, registerCustomer, sql, waitFor } from './helpers'
 import { startApi, stopServices } from './processes'
 import { watchProductChanges } from '../src/modules/products/changes'
+import { productChangesSince } from '../src/modules/products/queries'
 import { searchLane } from '../src/modules/products/search-lane'
 
 // Every query is scoped to this run's products by a marker word in their names, since other
@@ -597,6 +598,30 @@ describe('product change polling', () => {
     // Long after the last poll it vouches for nothing.
     expect(watcher.vouches(readBegan, performance.now() + 5_000, 1_000)).toBe(false)
     await sql`UPDATE products SET inventory = inventory - 1 WHERE id = ${busy.id}`
+  })
+
+  test('the feed compares 64-bit transaction ids: ids 2^31 and 2^32 apart keep their order (no wraparound)', async () => {
+    // Rows as the triggers write them, with ids of later epochs: a 32-bit comparison (age(), as
+    // the polls once used) would put 2^32 + 7 before 1 000. Product ids no product has.
+    const [early, inProgress, nextEpoch, farther] = [2_100_000_001, 2_100_000_002, 2_100_000_003, 2_100_000_004]
+    const rows = [
+      [early, 1_000n],
+      [inProgress, 2n ** 31n + 5n],
+      [nextEpoch, 2n ** 32n + 7n],
+      [farther, 2n ** 33n + 3n],
+    ] as const
+    try {
+      for (const [productId, xid] of rows)
+        await sql`INSERT INTO product_changes (product_id, xid) VALUES (${productId}, ${String(xid)}::xid8)`
+      // A previous poll's snapshot: xmin 2^31, xmax 2^32 + 3, with 2^31 + 5 still running then.
+      const { changed } = await productChangesSince(`${2n ** 31n}:${2n ** 32n + 3n}:${2n ** 31n + 5n}`)
+      expect(changed.filter((id) => id > 2_100_000_000).sort()).toEqual([inProgress, nextEpoch, farther])
+      // One epoch later everything before it is old news.
+      const later = await productChangesSince(`${2n ** 33n + 4n}:${2n ** 33n + 4n}:`)
+      expect(later.changed.filter((id) => id > 2_100_000_000)).toEqual([])
+    } finally {
+      await sql`DELETE FROM product_changes WHERE product_id IN (${early}, ${inProgress}, ${nextEpoch}, ${farther})`
+    }
   })
 
   test('a transaction held open elsewhere holds nothing back: a product is reported once, in the poll after its write', async () => {
