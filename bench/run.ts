@@ -458,46 +458,37 @@ async function orderRate(name: 'hot' | 'many') {
   else delete endToEndResults[name]
   return { placedPerSecond, p99 }
 }
-// Phases that alternate many order runs (minutes each): only when asked for by name.
 /** The order statement driven straight from postgres.js on the hot product, as orders/s. */
 async function statementRate(batching: { batchSize?: number; callers?: number }) {
   await settle()
   const { requestsPerSecond, p99 } = await orderCeiling([seeded.hotProductId], undefined, batching)
   return { placedPerSecond: requestsPerSecond, p99 }
 }
-const phaseWanted = (name: string) => process.env.BENCH_ONLY?.toLowerCase() === name
-
-// Hot orders during a backup against without one (BENCH_ONLY=backup runs it alone).
-const backupRows: BackupEffectRow[] = []
-if (phaseWanted('backup')) {
-  console.log('… API: hot orders, with and without a backup (9 runs)')
-  backupRows.push(
-    ...(await measureBackupEffect({
-      root,
-      databaseUrl: bench.databaseUrl,
-      monitor,
-      hotOrders: () => orderRate('hot'),
-    })),
-  )
+// Phases that alternate many order runs (minutes each): only when asked for by name (BENCH_ONLY).
+async function phase<Row>(name: string, announce: string, run: () => Promise<Row[]>): Promise<Row[]> {
+  if (process.env.BENCH_ONLY?.toLowerCase() !== name) return []
+  console.log(`… API: ${announce}`)
+  return run()
 }
 
-// What the change feed's triggers cost orders (BENCH_ONLY=feed runs it alone).
-const feedRows: FeedCostRow[] = []
-if (phaseWanted('feed')) {
-  console.log('… API: orders with the change feed on and off (8 runs each)')
-  feedRows.push(
-    ...(await measureFeedCost({
-      monitor,
-      scenarios: {
-        'one hot product': () => orderRate('hot'),
-        'many products': () => orderRate('many'),
-        // The stock statement alone, straight from postgres.js: the same cost with far less noise.
-        'hot, single statements (SQL alone)': () => statementRate({}),
-        'hot, batches of 32 (SQL alone)': () => statementRate({ batchSize: 32, callers: 4 }),
-      },
-    })),
-  )
-}
+// Hot orders during a backup against without one.
+const backupRows: BackupEffectRow[] = await phase('backup', 'hot orders, with and without a backup (9 runs)', () =>
+  measureBackupEffect({ root, databaseUrl: bench.databaseUrl, monitor, hotOrders: () => orderRate('hot') }),
+)
+
+// What the change feed's triggers cost orders.
+const feedRows: FeedCostRow[] = await phase('feed', 'orders with the change feed on and off (8 runs each)', () =>
+  measureFeedCost({
+    monitor,
+    scenarios: {
+      'one hot product': () => orderRate('hot'),
+      'many products': () => orderRate('many'),
+      // The stock statement alone, straight from postgres.js: the same cost with far less noise.
+      'hot, single statements (SQL alone)': () => statementRate({}),
+      'hot, batches of 32 (SQL alone)': () => statementRate({ batchSize: 32, callers: 4 }),
+    },
+  }),
+)
 
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
