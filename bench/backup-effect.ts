@@ -4,13 +4,15 @@
 // the hot product's row stays. Here one session exports a snapshot and holds it open for the whole
 // measurement, and `make backup`'s script dumps the database from that snapshot again and again:
 // the same long backup, going on for as long as the orders are measured. A third kind holds the
-// transaction open and dumps nothing, to tell the two costs apart.
+// transaction open and dumps nothing, to tell the two costs apart. The fourth is the same backup
+// taken from a streaming replica (bench/replica.ts): the primary then holds no transaction at all.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type postgres from 'postgres'
+import postgres from 'postgres'
+import { type Replica, startReplica } from './replica'
 
-const BACKGROUNDS = ['nothing else', 'a backup', 'an idle transaction'] as const
+const BACKGROUNDS = ['nothing else', 'a backup', 'an idle transaction', 'a backup from a replica'] as const
 type Background = (typeof BACKGROUNDS)[number]
 export type BackupEffectRow = {
   phase: string
@@ -27,11 +29,14 @@ type Options = {
   monitor: postgres.Sql
   /** The hot-product scenario, end to end: orders placed per second and the request p99. */
   hotOrders: HotOrders
+  /** Where the replica listens. */
+  replicaPort: number
 }
+type Source = { url: string; sql: postgres.Sql }
 
-async function beside({ root, databaseUrl, monitor, hotOrders }: Options, background: Background) {
+async function beside(root: string, hotOrders: HotOrders, source: Source, background: Background) {
   if (background === 'nothing else') return { ...(await hotOrders()), dumps: 0 }
-  const holder = await monitor.reserve()
+  const holder = await source.sql.reserve()
   const dir = mkdtempSync(join(tmpdir(), 'bench-backups-'))
   let dumps = 0
   let stopping = false
@@ -39,17 +44,20 @@ async function beside({ root, databaseUrl, monitor, hotOrders }: Options, backgr
     await holder`BEGIN ISOLATION LEVEL REPEATABLE READ`
     const [exported] = await holder<{ snapshot: string }[]>`SELECT pg_export_snapshot() AS snapshot`
     const dumping = (async () => {
-      while (background === 'a backup' && !stopping) {
+      while (background !== 'an idle transaction' && !stopping) {
         const dump = Bun.spawn(['scripts/backup.sh', `--snapshot=${exported!.snapshot}`], {
           cwd: root,
-          env: { ...process.env, DATABASE_URL: databaseUrl, BACKUP_DIR: dir },
+          env: { ...process.env, DATABASE_URL: source.url, BACKUP_DIR: dir },
           stdout: 'ignore',
-          stderr: 'ignore',
+          stderr: 'pipe',
         })
-        if ((await dump.exited) !== 0) throw new Error('scripts/backup.sh failed')
+        const [code, stderr] = await Promise.all([dump.exited, new Response(dump.stderr).text()])
+        if (code !== 0) throw new Error(`scripts/backup.sh failed: ${stderr.trim()}`)
         dumps++
       }
     })()
+    // A failed dump ends the loop; the error is thrown once the orders' run is over.
+    dumping.catch(() => {})
     const result = await hotOrders()
     stopping = true
     await dumping
@@ -63,13 +71,33 @@ async function beside({ root, databaseUrl, monitor, hotOrders }: Options, backgr
 }
 
 export async function measureBackupEffect(options: Options): Promise<BackupEffectRow[]> {
+  const { root, databaseUrl, monitor, hotOrders } = options
+  const primary = { url: databaseUrl, sql: monitor }
+  let replica: (Replica & { sql: postgres.Sql }) | undefined
+  try {
+    // Started first and kept for every run: a replica is part of such a deployment all the time.
+    const started = await startReplica(databaseUrl, options.replicaPort)
+    replica = { ...started, sql: postgres(started.url, { max: 1, onnotice: () => {} }) }
+  } catch (error) {
+    console.log(`  (no backup from a replica: ${error instanceof Error ? error.message : error})`)
+  }
   const rows: BackupEffectRow[] = []
-  // Each kind three times, in an order where each follows each: a drift over the sitting
-  // (tables growing, say) weighs on all alike.
-  const order = [0, 1, 2, 2, 1, 0, 1, 0, 2].map((index) => BACKGROUNDS[index]!)
-  for (const [index, background] of order.entries())
-    rows.push({ phase: `${index + 1}. beside ${background}`, background, ...(await beside(options, background)) })
-  return rows
+  try {
+    // Each kind three times, in an order where each follows each: a drift over the sitting
+    // (tables growing, say) weighs on all alike.
+    const order = [0, 1, 2, 3, 3, 2, 1, 0, 1, 3, 0, 2]
+      .map((index) => BACKGROUNDS[index]!)
+      .filter((background) => replica || background !== 'a backup from a replica')
+    for (const [index, background] of order.entries()) {
+      const source = background === 'a backup from a replica' ? replica! : primary
+      const result = await beside(root, hotOrders, source, background)
+      rows.push({ phase: `${index + 1}. beside ${background}`, background, ...result })
+    }
+    return rows
+  } finally {
+    await replica?.sql.end()
+    await replica?.stop()
+  }
 }
 
 /** The mean rate beside `background` as a share of the mean beside nothing else. */
@@ -78,5 +106,6 @@ export function shareOfQuiet(rows: BackupEffectRow[], background: Background) {
     const picked = rows.filter((row) => row.background === kind)
     return picked.reduce((sum, row) => sum + row.placedPerSecond, 0) / picked.length
   }
+  if (!rows.some((row) => row.background === background)) return Number.NaN
   return mean(background) / mean('nothing else')
 }

@@ -472,8 +472,14 @@ async function phase<Row>(name: string, announce: string, run: () => Promise<Row
 }
 
 // Hot orders during a backup against without one.
-const backupRows: BackupEffectRow[] = await phase('backup', 'hot orders, with and without a backup (9 runs)', () =>
-  measureBackupEffect({ root, databaseUrl: bench.databaseUrl, monitor, hotOrders: () => orderRate('hot') }),
+const backupRows: BackupEffectRow[] = await phase('backup', 'hot orders, with and without a backup (12 runs)', () =>
+  measureBackupEffect({
+    root,
+    databaseUrl: bench.databaseUrl,
+    monitor,
+    hotOrders: () => orderRate('hot'),
+    replicaPort: freePort(),
+  }),
 )
 
 // What the change feed's triggers cost orders.
@@ -556,9 +562,11 @@ if (backupRows.length) {
     console.log(
       `${row.phase.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)} ${String(row.dumps).padStart(6)}`,
     )
+  const share = (background: Parameters<typeof shareOfQuiet>[1]) =>
+    `${Math.round(100 * shareOfQuiet(backupRows, background))}%`
   console.log(
-    `hot orders during a backup: ${Math.round(100 * shareOfQuiet(backupRows, 'a backup'))}% of the rate beside nothing else; ` +
-      `beside the transaction alone: ${Math.round(100 * shareOfQuiet(backupRows, 'an idle transaction'))}% (means)`,
+    `hot orders, share of the rate beside nothing else (means): during a backup ${share('a backup')}; ` +
+      `beside its transaction alone ${share('an idle transaction')}; during a backup from a replica ${share('a backup from a replica')}`,
   )
 }
 if (feedRows.length) {

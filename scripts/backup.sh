@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make backup: a pg_dump of DATABASE_URL in custom format (-Fc) into BACKUP_DIR (default
 # backups/); the file's path is the last line printed. The dump reads one consistent snapshot,
-# so orders go on being placed meanwhile. Arguments go to pg_dump as they are (--snapshot=…, say).
+# so orders go on being placed meanwhile. BACKUP_DATABASE_URL (environment or .env), when set, is
+# read instead: a streaming replica of the same database, so that the dump's long transaction is
+# not on the primary (README § Backups). Arguments go to pg_dump as they are (--snapshot=…, say).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-url=$(database_url)
+url="${BACKUP_DATABASE_URL:-$(from_env_file BACKUP_DATABASE_URL)}"
+url="${url:-$(database_url)}"
 ensure_pg_client
 dir="${BACKUP_DIR:-$ROOT/backups}"
 mkdir -p "$dir"

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { runMigrations } from '../src/db/migrate'
-import { sql, waitFor } from './helpers'
+import { pgBin, sql, waitFor } from './helpers'
 import { startApi, startWorker, stopServices } from './processes'
 
 // The restore drill, on a database of its own: orders arrive while `make backup` runs, the
@@ -135,3 +135,24 @@ test('make backup while orders arrive, drop the database, make restore: every ac
     rmSync(backups, { recursive: true, force: true })
   }
 }, 180_000)
+
+test('make backup reads BACKUP_DATABASE_URL (a streaming replica, say) instead of DATABASE_URL when it is set', async () => {
+  const backups = mkdtempSync(join(tmpdir(), 'order-api-backups-'))
+  const replica = new URL(process.env.DATABASE_URL!)
+  try {
+    // DATABASE_URL names a server that is not there: the dump can only come from the other URL.
+    const backup = await script('scripts/backup.sh', {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/order_api',
+      BACKUP_DATABASE_URL: replica.href,
+      BACKUP_DIR: backups,
+    })
+    expect(backup.code).toBe(0)
+    const file = backup.stdout.trim().split('\n').pop()!
+    expect(file.startsWith(join(backups, `${replica.pathname.slice(1)}-`))).toBe(true)
+    const listing = Bun.spawnSync([`${pgBin()}/pg_restore`, '--list', file])
+    expect(listing.exitCode).toBe(0)
+    expect(listing.stdout.toString()).toContain('TABLE public orders')
+  } finally {
+    rmSync(backups, { recursive: true, force: true })
+  }
+})

@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { freePort, waitFor } from './helpers'
+import { freePort, pgBin, waitFor } from './helpers'
 import { tcpProxy } from './tcp-proxy'
 
 // No Docker engine runs here, so this runs what the image and the compose file would run:
@@ -154,6 +154,9 @@ const shellOf = (text: string) => text.replaceAll('$$', '$')
 describe('the backup service (compose and stack)', () => {
   test('dumps on schedule, keeps the newest BACKUP_KEEP, each restorable, and its health check sees a fresh one', async () => {
     expect(stack.services.backup.command).toEqual(compose.services.backup.command)
+    // Pointed at a replica by one variable; the stack's own Postgres by default.
+    for (const file of [compose, stack])
+      expect(file.services.backup.environment.PGHOST).toBe(composeVariable('BACKUP_PGHOST:-postgres'))
     const folder = mkdtempSync(join(tmpdir(), 'order-api-backups-'))
     const url = new URL(process.env.DATABASE_URL!)
     const env = {
@@ -261,9 +264,3 @@ describe('deploy/stack.yml', () => {
     expect(haproxy).toMatch(/retry-on conn-failure\n/)
   })
 })
-
-/** The newest installed Postgres's binaries (pg_dump, pg_restore), as the service image has them. */
-function pgBin() {
-  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b))
-  return `/usr/lib/postgresql/${versions.pop()}/bin`
-}

@@ -1,4 +1,5 @@
 import { expect } from 'bun:test'
+import { readdirSync } from 'node:fs'
 import { app, startApp } from '../src/app'
 import { sql } from '../src/db/client'
 import type { Mailer, Message } from '../src/lib/mailer'
@@ -131,4 +132,10 @@ export class CountingMailer implements Mailer {
   async deliver(message: Message) {
     this.sent.push(message)
   }
+}
+
+/** The newest installed Postgres's binaries (pg_dump, pg_restore), as the scripts and images use them. */
+export function pgBin() {
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(a) - Number(b))
+  return `/usr/lib/postgresql/${versions.pop()}/bin`
 }
