@@ -120,6 +120,18 @@ ensure_chromium() {
   fi
 }
 
+# promtool, for the alert rules' tests: from Debian's prometheus package, installed when missing
+# and we are root. Where it can be neither found nor installed, those tests fail and say why.
+ensure_promtool() {
+  [[ -n "${PROMTOOL_PATH:-}" ]] && return 0
+  command -v promtool >/dev/null && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt_install --no-install-recommends prometheus || say "could not install prometheus (promtool): the alert rule tests will fail"
+  else
+    say "no promtool found (apt-get install prometheus, or set PROMTOOL_PATH): the alert rule tests will fail"
+  fi
+}
+
 # NAME's value in the project's .env (quotes dropped), or nothing: Bun reads .env itself, the
 # scripts only need to know where the services are.
 from_env_file() {

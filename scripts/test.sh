@@ -13,6 +13,7 @@ ensure_redis "$TEST_REDIS_URL"
 # The outage tests start and stop a private redis-server of their own.
 command -v redis-server >/dev/null || apt_install redis-server
 ensure_chromium
+ensure_promtool
 
 bun run --silent typecheck
 # Concurrency tests fire hundreds of requests on a shared 2-core machine, and no test asserts a

@@ -11,11 +11,12 @@ import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
 import { followRevocations } from './modules/auth/revocation'
 import { docsRoutes } from './modules/docs'
-import { healthRoutes } from './modules/health'
+import { healthRoutes, registerReadinessGauge } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
 import { followCatalogueChanges, stopFollowingCatalogueChanges } from './modules/products/cache'
 import { webhookRoutes } from './modules/webhooks'
+import { registerWebhookGauges } from './modules/webhooks/metrics'
 
 export const app = new Elysia()
   .use(errorHandler)
@@ -34,12 +35,14 @@ export const app = new Elysia()
 export type App = typeof app
 
 /**
- * What runs beside the routes: the queue gauges of /metrics, and what the caches follow (session
+ * What runs beside the routes: the gauges /metrics samples (queues, readiness, webhook endpoints), and what the caches follow (session
  * revocations and catalogue changes, from Postgres and the other API processes). server.ts starts
  * it once (so do the in-process tests); nothing starts at import.
  */
 export function startApp() {
   registerQueueGauges(registry)
+  registerReadinessGauge(registry)
+  registerWebhookGauges(registry)
   followRevocations()
   followCatalogueChanges()
   startBroadcasts()

@@ -54,6 +54,8 @@ const EnvSchema = t.Object({
   // How long a worker's lock on a job lasts; a job whose worker died is retried after this.
   // The worker's own /metrics and /health (0 picks a free port).
   WORKER_METRICS_PORT: t.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  // When set, the API's and the worker's /metrics answer only `Authorization: Bearer <token>`.
+  METRICS_TOKEN: t.Optional(t.String({ minLength: 16 })),
   WORKER_LOCK_DURATION_MS: t.Integer({ minimum: 500, maximum: 600_000, default: 30_000 }),
   // The reconciler: work whose job is gone (Redis lost it) or spent with its effect still
   // missing counts as lost once it is this old, and is looked for this often.
@@ -106,6 +108,7 @@ const FILE_VARIABLES = [
   'REDIS_URL',
   'REDIS_CLUSTER_NODES',
   'SMTP_URL',
+  'METRICS_TOKEN',
 ] as const
 
 function fromFile(name: string, path: string) {

@@ -4,6 +4,7 @@ import { closeDatabase } from './db/client'
 import { closeQueues, queues } from './outbox/queues'
 import { OutboxRelay } from './outbox/relay'
 import { logger } from './lib/logger'
+import { warnIfMetricsPublic } from './lib/metrics-access'
 import { closeRedis, redis, warnUnlessNoEviction, whenRedisReady } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
 
@@ -13,6 +14,7 @@ const relay = new OutboxRelay(queues()).start()
 startApp()
 void whenRedisReady(10_000).then(() => warnUnlessNoEviction(redis(), 'api'))
 
+warnIfMetricsPublic()
 logger.info({ port: config.PORT }, `Order API listening: docs at http://localhost:${config.PORT}/swagger`)
 
 const SHUTDOWN_GRACE_MS = 10_000

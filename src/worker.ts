@@ -2,6 +2,7 @@ import { config } from './config'
 import { sql } from './db/client'
 import { logger } from './lib/logger'
 import { createMailer, type Mailer } from './lib/mailer'
+import { warnIfMetricsPublic } from './lib/metrics-access'
 import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
@@ -47,6 +48,7 @@ async function main() {
       return undefined
     }
   })()
+  warnIfMetricsPublic()
   logger.info(
     {
       queues: running.workers.map((worker) => worker.name),

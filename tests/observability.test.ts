@@ -65,6 +65,41 @@ describe('/metrics', () => {
   })
 })
 
+describe('the gauges the alert rules read', () => {
+  test("readiness per check, the oldest unsent outbox row's age, webhook endpoints disabled automatically", async () => {
+    const gauges = async () => (await call('GET', '/metrics')).body as string
+    const endpoint = await call('POST', '/api/admin/webhooks', {
+      token: admin.token,
+      body: { url: 'https://hooks.example.com/alerts', events: ['order.placed'] },
+    })
+    expect(endpoint.status).toBe(201)
+    let waiting: { id: number } | undefined
+    try {
+      const before = await gauges()
+      expect(metricValue(before, 'readiness_check_up{check="postgres"}')).toBe(1)
+      expect(metricValue(before, 'readiness_check_up{check="redis"}')).toBe(1)
+      const disabledBefore = metricValue(before, 'webhook_endpoints_auto_disabled')!
+      expect(disabledBefore).toBeGreaterThanOrEqual(0)
+
+      // No relay runs in this process: a row written two minutes ago waits that long.
+      ;[waiting] = await sql<{ id: number }[]>`
+        INSERT INTO outbox (queue, name, payload, created_at)
+        VALUES ('audit', 'metrics-probe', '{}'::jsonb, now() - interval '120 seconds') RETURNING id`
+      await sql`UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'The endpoint answered 410 Gone'
+        WHERE id = ${endpoint.body.id}`
+      const after = await gauges()
+      expect(metricValue(after, 'outbox_oldest_age_seconds')).toBeGreaterThanOrEqual(120)
+      expect(metricValue(after, 'webhook_endpoints_auto_disabled')).toBe(disabledBefore + 1)
+      // Disabled by an admin (no reason) is not an alert.
+      await sql`UPDATE webhook_endpoints SET disabled_reason = NULL WHERE id = ${endpoint.body.id}`
+      expect(metricValue(await gauges(), 'webhook_endpoints_auto_disabled')).toBe(disabledBefore)
+    } finally {
+      if (waiting) await sql`DELETE FROM outbox WHERE id = ${waiting.id}`
+      await call('DELETE', `/api/admin/webhooks/${endpoint.body.id}`, { token: admin.token })
+    }
+  })
+})
+
 describe('request ids', () => {
   test('a sane X-Request-Id is echoed; otherwise one is generated', async () => {
     expect((await call('GET', '/health', { headers: { 'x-request-id': 'abc-123' } })).headers.get('x-request-id')).toBe(
@@ -189,5 +224,45 @@ describe('graceful shutdown of the API', () => {
     expect(await outboxCoverage(accepted, true)).toEqual({ confirmations: 0, audits: 0 })
     expect(await inventoryOf(product.id)).toBe(1000 - accepted.length)
     expect(api.logs().some((line) => line.msg === 'stopped')).toBe(true)
+  })
+})
+
+describe('METRICS_TOKEN', () => {
+  test("the API's and the worker's /metrics answer only the bearer token when it is set", async () => {
+    const token = `metrics-token-${process.pid}-${Date.now()}`
+    const workerPort = freePort()
+    const env = { METRICS_TOKEN: token, QUEUE_PREFIX: `metrics-token-${process.pid}`, LOG_LEVEL: 'info' }
+    const api = await startApi(env, { log: true })
+    const worker = startWorker({ ...env, WORKER_METRICS_PORT: String(workerPort) }, { log: true })
+    await untilAnswering(`http://127.0.0.1:${workerPort}/health`)
+    for (const url of [`${api.base}/metrics`, `http://127.0.0.1:${workerPort}/metrics`]) {
+      for (const authorization of [undefined, 'Bearer wrong-token-of-some-length', token, `Bearer ${token}x`]) {
+        const refused = await fetch(url, { headers: authorization ? { authorization } : {} })
+        expect(refused.status).toBe(401)
+        expect(refused.headers.get('www-authenticate')).toStartWith('Bearer')
+        expect(((await refused.json()) as { error: string }).error).toContain('METRICS_TOKEN')
+      }
+      const served = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
+      expect(served.status).toBe(200)
+      expect(await served.text()).toContain('process_cpu_seconds_total')
+    }
+    // Health stays open for the orchestrator; the token is never logged.
+    expect((await fetch(`http://127.0.0.1:${workerPort}/health`)).status).toBe(200)
+    expect([...api.lines, ...worker.lines].join('\n')).not.toContain(token)
+  })
+
+  test('in production without it, the API and the worker warn at start that /metrics is public', async () => {
+    const production = {
+      NODE_ENV: 'production',
+      JWT_SECRET: 'a-production-secret-of-forty-characters!!',
+      LOG_LEVEL: 'info',
+    }
+    const workerPort = freePort()
+    const api = await startApi(production, { log: true })
+    const worker = startWorker({ ...production, WORKER_METRICS_PORT: String(workerPort) }, { log: true })
+    await untilAnswering(`http://127.0.0.1:${workerPort}/health`)
+    for (const service of [api, worker])
+      await waitFor(() => service.logs().find((line) => line.level === 40 && /METRICS_TOKEN/.test(line.msg)))
+    expect((await fetch(`${api.base}/metrics`)).status).toBe(200)
   })
 })

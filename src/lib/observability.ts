@@ -2,6 +2,7 @@ import { Elysia } from 'elysia'
 import { randomUUID } from 'node:crypto'
 import { logger } from './logger'
 import { httpDuration, httpRequests, registry } from './metrics'
+import { mayReadMetrics, metricsRefused } from './metrics-access'
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 const started = new WeakMap<Request, { at: number; id: string }>()
@@ -43,7 +44,8 @@ export const observability = new Elysia({ name: 'observability' })
   })
   .get(
     '/metrics',
-    async ({ set }) => {
+    async ({ request, set }) => {
+      if (!mayReadMetrics(request.headers.get('authorization'))) return metricsRefused()
       set.headers['content-type'] = registry.contentType
       return registry.metrics()
     },

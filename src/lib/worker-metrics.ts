@@ -1,4 +1,5 @@
 import client from 'prom-client'
+import { mayReadMetrics, metricsRefused } from './metrics-access'
 
 /** The worker process's Prometheus registry, served on WORKER_METRICS_PORT. */
 export const workerRegistry = new client.Registry()
@@ -25,8 +26,10 @@ export function serveWorkerMetrics(port: number) {
     port,
     async fetch(request) {
       const { pathname } = new URL(request.url)
-      if (pathname === '/metrics')
+      if (pathname === '/metrics') {
+        if (!mayReadMetrics(request.headers.get('authorization'))) return metricsRefused()
         return new Response(await workerRegistry.metrics(), { headers: { 'content-type': workerRegistry.contentType } })
+      }
       if (pathname === '/health') return Response.json({ status: 'ok' })
       return Response.json({ error: 'Not found' }, { status: 404 })
     },

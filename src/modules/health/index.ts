@@ -1,5 +1,6 @@
 import { Type as t } from '@sinclair/typebox'
 import { Elysia } from 'elysia'
+import client from 'prom-client'
 import { sql } from '../../db/client'
 import { pingRedis } from '../../lib/redis'
 
@@ -16,6 +17,21 @@ async function checkPostgres() {
 
 async function checkRedis() {
   return (await pingRedis()) ? { status: 'ok' as const } : { status: 'error' as const, error: 'Redis is not answering' }
+}
+
+/** readiness_check_up{check}: what /health/ready answers, for alerting, sampled when Prometheus scrapes. */
+export function registerReadinessGauge(registry: client.Registry) {
+  new client.Gauge({
+    name: 'readiness_check_up',
+    help: 'Whether each readiness check (postgres, redis) passes (1) or fails (0), as /health/ready sees it',
+    labelNames: ['check'] as const,
+    registers: [registry],
+    async collect() {
+      const [postgres, redis] = await Promise.all([checkPostgres(), checkRedis()])
+      for (const [check, result] of Object.entries({ postgres, redis }))
+        this.set({ check }, result.status === 'ok' ? 1 : 0)
+    },
+  })
 }
 
 export const healthRoutes = new Elysia({ prefix: '/health', detail: { tags: ['Health'] } })
