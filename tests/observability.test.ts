@@ -176,6 +176,7 @@ describe('logs, worker metrics and job lines', () => {
       metricValue(workerMetrics, 'jobs_processed_total{queue="audit",outcome="completed"}'),
     ).toBeGreaterThanOrEqual(1)
     expect(workerMetrics).toContain('job_duration_seconds_bucket')
+    expect(metricValue(workerMetrics, 'orders_confirmed_total')).toBeGreaterThanOrEqual(1)
 
     const everything = [...api.lines, ...worker.lines].join('\n')
     for (const secret of [password, 'wrong-password-456', token, token.split('.')[2]!])

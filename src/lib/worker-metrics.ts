@@ -49,3 +49,9 @@ export const reconciledItems = new client.Counter({
   labelNames: ['kind'] as const,
   registers: [workerRegistry],
 })
+
+export const ordersConfirmed = new client.Counter({
+  name: 'orders_confirmed_total',
+  help: 'Orders moved pending → confirmed by the confirmation jobs',
+  registers: [workerRegistry],
+})

@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError } from 'bullmq'
 import { config } from '../../config'
 import { sql } from '../../db/client'
 import { logger } from '../../lib/logger'
+import { ordersConfirmed } from '../../lib/worker-metrics'
 import type { Mailer, Message } from '../../lib/mailer'
 import {
   type AuditEntry,
@@ -131,6 +132,7 @@ export async function confirmOrders(orderIds: number[], mailer: Mailer) {
   // Only from pending (moveOrders), so a later status (a cancellation) is never overwritten.
   const moved = await moveOrders({ orderIds: [...sent, ...alreadySent], to: 'confirmed', by: 'worker' })
   const confirmed = moved.filter((order) => order.moved).length
+  ordersConfirmed.inc(confirmed)
   logger.debug({ orders: orderIds.length, sent: sent.length, confirmed }, 'orders confirmed')
   return {
     sent: sent.length,
