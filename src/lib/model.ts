@@ -102,8 +102,11 @@ export const INT4 = { maximum: INT4_MAX }
 /** A response without a body (204, 304), described. */
 export const emptyResponse = (description: string) => t.Void({ description })
 
-export const errorResponses = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [status, ErrorResponse])) as Record<number, typeof ErrorResponse>
+/** The error body for each status a route may answer with; the statuses stay literal, so a typed client sees them. */
+export const errorResponses = <const Statuses extends readonly number[]>(...statuses: Statuses) =>
+  Object.fromEntries(statuses.map((status) => [status, ErrorResponse])) as {
+    [Status in Statuses[number]]: typeof ErrorResponse
+  }
 
 type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> }
 

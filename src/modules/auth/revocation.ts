@@ -49,12 +49,12 @@ export async function sessionRole(sessionId: number, userId: number, claimedRole
   let state = remember ? remembered.get(sessionId) : undefined
   if (!state) {
     const startedAt = generation
-    const [row] = await db
+    const rows = await db
       .select({ userId: sessions.userId, role: users.role })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
       .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
-    state = row ?? 'revoked'
+    state = rows.at(0) ?? 'revoked'
     if (remember && startedAt === generation && (state === 'revoked' || state.role === 'customer'))
       remembered.set(sessionId, state)
   }
