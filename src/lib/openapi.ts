@@ -1,8 +1,8 @@
 /**
- * @elysiajs/swagger emits an OpenAPI 3.0.3 document that does not validate as such (`const` in
- * schemas, responses without a description, array `examples` on parameters) and offers every
- * body as JSON, form data and text. This turns it into a valid OpenAPI 3.1 document (whose
- * schemas are JSON Schema, as TypeBox's are) that says what the API really accepts: JSON.
+ * @elysia/openapi describes every response it has no description for as "Response for status N",
+ * gives bodiless responses (204, 304) a content entry made of their schema, and keeps a
+ * parameter's description and example inside its schema, where Swagger UI does not show them.
+ * This says what each status means, drops those bodies, and lifts the parameters' out.
  *
  * Elysia also writes `additionalProperties: false` into a route's schemas when it first compiles
  * the route (to strip unknown fields), so the document changed with the traffic and, for request
@@ -29,11 +29,8 @@ const REASONS: Record<string, string> = {
 }
 
 const RESPONSE_KEYS = new Set(['description', 'headers', 'content', 'links'])
-
-function onlyJson(content: Json | undefined) {
-  if (!content?.['application/json']) return content
-  return { 'application/json': content['application/json'] }
-}
+const BODILESS = new Set(['204', '304'])
+const PLUGIN_DESCRIPTION = /^Response for status \d+$/
 
 function dropStrictObjects(schema: unknown) {
   if (!schema || typeof schema !== 'object') return
@@ -43,23 +40,26 @@ function dropStrictObjects(schema: unknown) {
 
 export function normalizeOpenApi(document: Json): Json {
   const doc = structuredClone(document)
-  doc.openapi = '3.1.0'
   dropStrictObjects(doc.paths)
   dropStrictObjects(doc.components)
   for (const operations of Object.values<Json>(doc.paths ?? {})) {
     for (const operation of Object.values<Json>(operations)) {
       if (typeof operation !== 'object' || !operation) continue
       for (const parameter of operation.parameters ?? []) {
-        if (Array.isArray(parameter.examples)) {
-          parameter.example = parameter.examples[0]
-          delete parameter.examples
+        const schema = parameter.schema ?? {}
+        if (schema.description && !parameter.description) {
+          parameter.description = schema.description
+          delete schema.description
+        }
+        if (Array.isArray(schema.examples) && parameter.example === undefined) {
+          parameter.example = schema.examples[0]
+          delete schema.examples
         }
       }
-      if (operation.requestBody) operation.requestBody.content = onlyJson(operation.requestBody.content)
       for (const [status, response] of Object.entries<Json>(operation.responses ?? {})) {
-        response.description ||= REASONS[status] ?? 'Response'
-        if (status === '204') delete response.content
-        else response.content = onlyJson(response.content)
+        if (!response.description || PLUGIN_DESCRIPTION.test(response.description))
+          response.description = REASONS[status] ?? 'Response'
+        if (BODILESS.has(status)) delete response.content
         for (const key of Object.keys(response)) if (!RESPONSE_KEYS.has(key)) delete response[key]
       }
     }

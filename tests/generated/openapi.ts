@@ -1233,7 +1233,9 @@ export interface operations {
                             id: number;
                             last_error: string | null;
                             last_status_code: number | null;
+                            /** Format: date-time */
                             next_attempt_at: string | null;
+                            /** @enum {string} */
                             status: "pending" | "succeeded" | "failed";
                             /** Format: date-time */
                             updated_at: string;
@@ -1664,6 +1666,7 @@ export interface operations {
                             created_at: string;
                             email: string;
                             id: number;
+                            /** @enum {string} */
                             role: "customer" | "admin";
                         };
                     };
@@ -1809,6 +1812,7 @@ export interface operations {
                             created_at: string;
                             email: string;
                             id: number;
+                            /** @enum {string} */
                             role: "customer" | "admin";
                         };
                     };
@@ -1946,6 +1950,7 @@ export interface operations {
                             created_at: string;
                             email: string;
                             id: number;
+                            /** @enum {string} */
                             role: "customer" | "admin";
                         };
                     };
@@ -2047,6 +2052,7 @@ export interface operations {
                             created_at: string;
                             email: string;
                             id: number;
+                            /** @enum {string} */
                             role: "customer" | "admin";
                         };
                     };
@@ -2240,7 +2246,6 @@ export interface operations {
                  * @example 1
                  */
                 page?: string;
-                /** @description Only orders in this status */
                 status?: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                 /**
                  * @description Only orders of this user
@@ -2264,6 +2269,7 @@ export interface operations {
                         data: {
                             /** Format: date-time */
                             created_at: string;
+                            /** Format: date-time */
                             delivered_at: string | null;
                             id: number;
                             items: {
@@ -2282,6 +2288,7 @@ export interface operations {
                                 shipped_at: string;
                                 tracking_number: string;
                             } | null;
+                            /** @enum {string} */
                             status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                             total_cents: number;
                             /** Format: date-time */
@@ -2381,6 +2388,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        /** Format: date-time */
                         delivered_at: string | null;
                         id: number;
                         items: {
@@ -2399,6 +2407,7 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
@@ -2529,6 +2538,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        /** Format: date-time */
                         delivered_at: string | null;
                         id: number;
                         items: {
@@ -2547,6 +2557,7 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
@@ -2629,6 +2640,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        /** Format: date-time */
                         delivered_at: string | null;
                         id: number;
                         items: {
@@ -2647,6 +2659,7 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
@@ -2713,6 +2726,7 @@ export interface operations {
                         /** @description The statuses an admin can move this order to now */
                         allowed: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled")[];
                         error: string;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                     };
                 };
@@ -2745,13 +2759,18 @@ export interface operations {
                             /** @description null for the worker */
                             actor: {
                                 id: number;
+                                /** @enum {string} */
                                 role: "customer" | "admin";
                             } | null;
                             /** Format: date-time */
                             created_at: string;
-                            /** @description null for the placement */
-                            from_status: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled") | null;
+                            /**
+                             * @description null for the placement
+                             * @enum {string|null}
+                             */
+                            from_status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled" | null;
                             note: string | null;
+                            /** @enum {string} */
                             to_status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         }[];
                     };
@@ -2826,7 +2845,7 @@ export interface operations {
                     /** @description Required for `shipped`; not blank */
                     carrier?: string;
                     note?: string;
-                    /** @description The status to move the order to */
+                    /** @enum {string} */
                     status: "processing" | "shipped" | "delivered";
                     /** @description Required for `shipped`; not blank */
                     tracking_number?: string;
@@ -2843,6 +2862,7 @@ export interface operations {
                     "application/json": {
                         /** Format: date-time */
                         created_at: string;
+                        /** Format: date-time */
                         delivered_at: string | null;
                         id: number;
                         items: {
@@ -2861,6 +2881,7 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
                         /** Format: date-time */
@@ -2943,6 +2964,7 @@ export interface operations {
                         /** @description The statuses an admin can move this order to now */
                         allowed: ("pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled")[];
                         error: string;
+                        /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                     };
                 };
@@ -2976,6 +2998,7 @@ export interface operations {
                         data: {
                             /** Format: date-time */
                             created_at: string;
+                            /** Format: date-time */
                             delivered_at: string | null;
                             id: number;
                             items: {
@@ -2994,6 +3017,7 @@ export interface operations {
                                 shipped_at: string;
                                 tracking_number: string;
                             } | null;
+                            /** @enum {string} */
                             status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                             total_cents: number;
                             /** Format: date-time */
@@ -3044,9 +3068,7 @@ export interface operations {
     getApiProducts: {
         parameters: {
             query?: {
-                /** @description Filter on is_active */
                 active?: "true" | "false";
-                /** @description `true`: inventory > 0; `false`: inventory = 0 */
                 in_stock?: "true" | "false";
                 /** @description Page size (default 10, capped at 50) */
                 limit?: string;
@@ -3070,7 +3092,6 @@ export interface operations {
                  * @example bottle
                  */
                 q?: string;
-                /** @description A field, `-` first for descending (default `id`); ties by id ascending */
                 sort?: "id" | "-id" | "name" | "-name" | "price_cents" | "-price_cents" | "created_at" | "-created_at";
             };
             header?: {
@@ -3360,6 +3381,7 @@ export interface operations {
             };
             cookie?: never;
         };
+        /** @description Any non-empty subset of the product fields */
         requestBody: {
             content: {
                 "application/json": {

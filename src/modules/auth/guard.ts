@@ -1,4 +1,4 @@
-import { jwt } from '@elysiajs/jwt'
+import { jwt } from '@elysia/jwt'
 import { Elysia } from 'elysia'
 import { LRUCache } from 'lru-cache'
 import { config } from '../../config'

@@ -54,6 +54,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     {
       rateLimit: 'register',
       body: Credentials,
+      parse: 'json',
       response: { 201: AuthResponse, ...errorResponses(400, 409, 429) },
       detail: {
         summary: 'Create a customer account (and start a session)',
@@ -70,6 +71,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     {
       rateLimit: 'login',
       body: LoginBody,
+      parse: 'json',
       response: { 200: AuthResponse, ...errorResponses(400, 401, 429) },
       detail: { summary: 'Start a session: exchange email and password for an access and a refresh token' },
     },
@@ -85,6 +87,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
     {
       rateLimit: 'refresh',
       body: RefreshBody,
+      parse: 'json',
       response: { 200: AuthResponse, ...errorResponses(400, 401, 429) },
       detail: {
         summary: 'Exchange a refresh token for new tokens (rotation)',
@@ -147,6 +150,7 @@ export const authRoutes = new Elysia({ prefix: '/api/auth', detail: { tags: ['Au
       auth: true,
       rateLimit: 'login',
       body: PasswordChange,
+      parse: 'json',
       response: { 204: emptyResponse('Done'), ...errorResponses(400, 401, 429) },
       detail: {
         summary: 'Change the password; every other session of the user ends',

@@ -1,4 +1,4 @@
-import { swagger } from '@elysiajs/swagger'
+import { openapi } from '@elysia/openapi'
 import { Elysia } from 'elysia'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -50,23 +50,16 @@ const pageHeaders = { 'content-type': 'text/html; charset=utf-8', 'content-secur
 
 /** The OpenAPI document at /swagger/json and Swagger UI at /swagger, both from this process. */
 export const docsRoutes = new Elysia({ name: 'docs' })
-  // @elysiajs/swagger's own page loads Swagger UI from unpkg with an inline script; this one
-  // answers /swagger and /swagger/ before routing reaches it.
-  .onRequest(({ request, set }) => {
-    // Runs on every request: the cheap checks first.
-    if (request.method !== 'GET' || !request.url.includes(DOCS_PATH)) return
-    const { pathname } = new URL(request.url)
-    if (pathname !== DOCS_PATH && pathname !== `${DOCS_PATH}/`) return
-    return new Response(page, { headers: { ...(set.headers as Record<string, string>), ...pageHeaders } })
-  })
   .onAfterHandle({ as: 'global' }, ({ path, response }) =>
     path === `${DOCS_PATH}/json` ? normalizeOpenApi(response as Record<string, unknown>) : undefined,
   )
   .use(
-    swagger({
+    openapi({
       path: DOCS_PATH,
-      provider: 'swagger-ui',
-      exclude: [DOCS_PATH, `${DOCS_PATH}/json`, /^\/swagger\/assets/, /^\/admin\/queues/],
+      specPath: `${DOCS_PATH}/json`,
+      provider: null,
+      openapiVersion: '3.1.0',
+      exclude: { paths: [DOCS_PATH, `${DOCS_PATH}/json`, /^\/swagger\/assets/, /^\/admin\/queues/] },
       documentation: {
         info: {
           title: 'Order API',
@@ -86,6 +79,15 @@ export const docsRoutes = new Elysia({ name: 'docs' })
         },
       },
     }),
+  )
+  // Our own Swagger UI page: the plugin serves none (provider null).
+  .get(
+    DOCS_PATH,
+    ({ set }) => {
+      Object.assign(set.headers, pageHeaders)
+      return page
+    },
+    { detail: { hide: true } },
   )
   .get(
     `${DOCS_PATH}/assets/:file`,

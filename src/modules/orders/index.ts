@@ -28,6 +28,7 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     {
       auth: 'customer',
       body: CreateOrderBody,
+      parse: 'json',
       headers: OrderHeaders,
       response: { 201: Order, ...errorResponses(400, 401, 403, 404, 409, 422) },
       detail: {
@@ -64,6 +65,7 @@ export const orderRoutes = new Elysia({ prefix: '/api/orders', detail: { tags: [
     auth: 'admin',
     params: IdParams,
     body: StatusChangeBody,
+    parse: 'json',
     response: { 200: Order, ...errorResponses(400, 401, 403, 404), 409: TransitionConflict },
     detail: {
       summary: 'Move an order on: processing, shipped, delivered (admin)',

@@ -66,6 +66,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     {
       auth: 'admin',
       body: CreateProductBody,
+      parse: 'json',
       response: { 201: Product, ...errorResponses(400, 401, 403) },
       detail: { summary: 'Create a product (admin)' },
     },
@@ -74,6 +75,7 @@ export const productRoutes = new Elysia({ prefix: '/api/products', detail: { tag
     auth: 'admin',
     params: IdParams,
     body: UpdateProductBody,
+    parse: 'json',
     response: { 200: Product, ...errorResponses(400, 401, 403, 404) },
     detail: { summary: 'Update any non-empty subset of a product’s fields (admin)' },
   })

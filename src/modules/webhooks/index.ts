@@ -55,6 +55,7 @@ export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail:
       auth: 'admin',
       ...eventsMustBeAList,
       body: CreateWebhookBody,
+      parse: 'json',
       response: { 201: CreatedWebhook, ...errorResponses(400, 401, 403) },
       detail: {
         summary: 'Subscribe an endpoint to events (admin); the answer holds its secret, shown only here',
@@ -80,6 +81,7 @@ export const webhookRoutes = new Elysia({ prefix: '/api/admin/webhooks', detail:
     params: IdParams,
     ...eventsMustBeAList,
     body: UpdateWebhookBody,
+    parse: 'json',
     response: { 200: Webhook, ...adminErrors },
     detail: { summary: 'Change an endpoint’s url, events, description or enabled flag (admin)' },
   })
