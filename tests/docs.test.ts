@@ -29,9 +29,17 @@ describe('the OpenAPI document', () => {
         const where = `${method.toUpperCase()} ${path}`
         expect({ where, summary: typeof operation.summary }).toEqual({ where, summary: 'string' })
         expect(operation.tags.length).toBeGreaterThan(0)
-        if (operation.requestBody) expect(Object.keys(operation.requestBody.content)).toEqual(['application/json'])
+        if (operation.requestBody) {
+          expect({ where, types: Object.keys(operation.requestBody.content) }).toEqual({
+            where,
+            types: ['application/json'],
+          })
+          expect(operation.requestBody.content['application/json'].schema.properties).toBeObject()
+        }
         for (const [status, response] of Object.entries<any>(operation.responses)) {
+          // What the status means here, not the plugin's placeholder.
           expect(response.description).toBeString()
+          expect(response.description).not.toMatch(/^Response for status/)
           // 204 and 304 have no body.
           if (status !== '204' && status !== '304') expect(response.content['application/json'].schema).toBeObject()
           if (Number(status) >= 400) expect(response.content['application/json'].schema.required).toContain('error')
