@@ -6,6 +6,7 @@ import { errorHandler } from './lib/error-handler'
 import { registry } from './lib/metrics'
 import { observability } from './lib/observability'
 import { security } from './lib/security'
+import { httpTracing } from './lib/tracing'
 import { adminRoutes } from './modules/admin'
 import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
@@ -19,6 +20,7 @@ import { webhookRoutes } from './modules/webhooks'
 import { registerWebhookGauges } from './modules/webhooks/metrics'
 
 export const app = new Elysia()
+  .use(httpTracing())
   .use(errorHandler)
   .use(connectionClose)
   .use(observability)

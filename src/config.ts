@@ -91,6 +91,27 @@ const EnvSchema = t.Object({
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: t.Boolean({ default: false }),
   // Comma-separated origins allowed to call the API from a browser (empty: same origin only; * for any).
   CORS_ORIGINS: t.String({ default: '' }),
+  // OpenTelemetry: the standard variables, read by its SDK; checked here so a typo fails at start.
+  // No endpoint: no traces are made or sent.
+  OTEL_EXPORTER_OTLP_ENDPOINT: t.Optional(t.String({ pattern: '^https?://' })),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: t.Optional(t.String({ pattern: '^https?://' })),
+  OTEL_EXPORTER_OTLP_PROTOCOL: t.Optional(
+    t.Union([t.Literal('http/protobuf'), t.Literal('http/json'), t.Literal('grpc')]),
+  ),
+  OTEL_SERVICE_NAME: t.Optional(t.String({ minLength: 1 })),
+  OTEL_TRACES_SAMPLER: t.Optional(
+    t.Union(
+      [
+        'always_on',
+        'always_off',
+        'traceidratio',
+        'parentbased_always_on',
+        'parentbased_always_off',
+        'parentbased_traceidratio',
+      ].map((sampler) => t.Literal(sampler)),
+    ),
+  ),
+  OTEL_TRACES_SAMPLER_ARG: t.Optional(t.String({ pattern: '^(0(\\.\\d+)?|1(\\.0+)?)$' })),
 })
 
 export type Config = Static<typeof EnvSchema>

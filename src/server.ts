@@ -7,6 +7,7 @@ import { logger } from './lib/logger'
 import { warnIfMetricsPublic } from './lib/metrics-access'
 import { closeRedis, redis, warnUnlessNoEviction, whenRedisReady } from './lib/redis'
 import { SERVER_BODY_CAP_BYTES } from './lib/security'
+import { stopTracing } from './lib/tracing'
 
 // reusePort: several API processes can share the port on one machine (the kernel spreads connections).
 app.listen({ port: config.PORT, maxRequestBodySize: SERVER_BODY_CAP_BYTES, reusePort: true })
@@ -31,6 +32,7 @@ async function shutdown(signal: string) {
   await stopApp()
   await closeRedis()
   await closeDatabase()
+  await stopTracing()
   logger.info('stopped')
   process.exit(0)
 }

@@ -3,6 +3,7 @@ import { sql } from './db/client'
 import { logger } from './lib/logger'
 import { createMailer, type Mailer } from './lib/mailer'
 import { warnIfMetricsPublic } from './lib/metrics-access'
+import { startTracing, stopTracing } from './lib/tracing'
 import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
@@ -34,6 +35,7 @@ export const startWorkers = (
 if (import.meta.main) await main()
 
 async function main() {
+  startTracing('order-api-worker')
   const mailer = createMailer()
   const running = startWorkers({ mailer })
   // A second worker on the same machine finds the port taken: it works on without /metrics.
@@ -68,6 +70,7 @@ async function main() {
     await running.close()
     await metricsServer?.stop()
     await sql.end({ timeout: 5 })
+    await stopTracing()
     logger.info('worker stopped')
     process.exit(0)
   }

@@ -231,6 +231,8 @@ export const events = pgTable(
     orderId: integer('order_id').references(() => orders.id, { onDelete: 'cascade' }),
     payload: jsonb('payload').notNull().default({}),
     createdAt: createdAt(),
+    /** The W3C trace context of the request or job that wrote the event (null untraced): its deliveries go on with it. */
+    traceContext: jsonb('trace_context').$type<Record<string, string>>(),
   },
   (table) => [index('events_order_id_idx').on(table.orderId), index('events_created_at_idx').on(table.createdAt)],
 )
@@ -350,6 +352,8 @@ export const outbox = pgTable(
     /** The BullMQ job that carries the row now (set when relayed). */
     jobId: varchar('job_id', { length: 200 }),
     doneAt: timestamp('done_at', { withTimezone: true }),
+    /** The W3C trace contexts of the requests or jobs that wrote the row (null untraced): the relay and worker go on with them. */
+    traceContext: jsonb('trace_context').$type<Record<string, string>[]>(),
   },
   (table) => [
     index('outbox_unsent_idx')

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from '../db/client'
 import { outbox } from '../db/schema'
+import { currentTraceCarrier } from '../lib/tracing'
 import type { OutboxJob } from './definitions'
 
 type Listener = () => void
@@ -17,7 +18,10 @@ export function onOutboxWritten(listener: Listener) {
 
 /** Writes jobs to the outbox inside the caller's transaction: they exist if and only if it commits. */
 export async function enqueue(tx: Transaction, jobs: OutboxJob[]) {
-  if (jobs.length) await tx.insert(outbox).values(jobs.map(({ queue, name, payload }) => ({ queue, name, payload })))
+  if (!jobs.length) return
+  const carrier = currentTraceCarrier()
+  const traceContext = carrier ? [carrier] : null
+  await tx.insert(outbox).values(jobs.map(({ queue, name, payload }) => ({ queue, name, payload, traceContext })))
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Static } from '@sinclair/typebox'
 import type { Transaction } from '../db/client'
 import { events } from '../db/schema'
 import { enumOf } from '../lib/model'
+import { currentTraceCarrier } from '../lib/tracing'
 
 /**
  * The domain's event vocabulary: what can happen to an order or a product. The same names are
@@ -27,5 +28,5 @@ export type AuditAction = Static<typeof AuditAction>
  * webhook endpoints as it is written (see the `events_fan_out` trigger).
  */
 export async function recordEvent(tx: Transaction, type: string, data: object, orderId?: number) {
-  await tx.insert(events).values({ type, payload: data, orderId })
+  await tx.insert(events).values({ type, payload: data, orderId, traceContext: currentTraceCarrier() })
 }

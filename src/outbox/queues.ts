@@ -15,6 +15,8 @@ export function queues(): Queues {
         connection: redis(),
         prefix: config.QUEUE_PREFIX,
         defaultJobOptions: jobOptionsFor(name),
+        // No BullMQ telemetry here: the relay hands each job the context of the rows it
+        // carries (relay.ts), where BullMQ's would give the whole pass one request's.
       })
       logRedisErrors(queue, `queue ${name}`)
       return [name, queue]

@@ -4,7 +4,7 @@ import { logger } from '../lib/logger'
 import { QUEUES, type QueueName } from './definitions'
 import { reconciledItems } from '../lib/worker-metrics'
 import type { Queues } from './queues'
-import { markRelayed, OutboxRelay, type OutboxRow, toJobs } from './relay'
+import { addTraced, markRelayed, OutboxRelay, type OutboxRow, toJobs } from './relay'
 
 // The outbox promises that every job written in a committed transaction runs. Handing a row to
 // BullMQ is not enough for that: Redis can lose the job (a restart without AOF, a failover, a
@@ -80,14 +80,14 @@ async function reconcileChunk(
   return sql.begin(async (tx) => {
     const rows = await tx<Candidate[]>`
       WITH candidates AS (
-        SELECT id, queue, name, payload, job_id FROM outbox
+        SELECT id, queue, name, payload, trace_context, job_id FROM outbox
         WHERE done_at IS NULL AND sent_at < now() - make_interval(secs => ${afterSeconds})
         ORDER BY sent_at LIMIT ${CHUNK}
         FOR UPDATE SKIP LOCKED
       ),
       checked AS (SELECT c.*, ${finishedSql(checks, 'c')} AS finished FROM candidates c),
       done AS (UPDATE outbox SET done_at = now() FROM checked WHERE outbox.id = checked.id AND checked.finished)
-      SELECT id, queue, name, payload, job_id, finished FROM checked`
+      SELECT id, queue, name, payload, trace_context, job_id, finished FROM checked`
     const open = rows.filter((row) => !row.finished && queues[row.queue])
     const states = new Map<string, JobState | 'unknown'>()
     for (const row of open) if (row.job_id) states.set(`${row.queue}/${row.job_id}`, 'unknown')
@@ -115,7 +115,7 @@ async function reconcileChunk(
         opts: { jobId: queue === QUEUES.webhooks ? job.opts.jobId : `${job.opts.jobId}-r${stamp}` },
       })),
     )
-    for (const [queue, queued] of Map.groupBy(jobs, (job) => job.queue)) await queues[queue].addBulk(queued)
+    for (const [queue, queued] of Map.groupBy(jobs, (job) => job.queue)) await addTraced(queues[queue], queued)
     await markRelayed(tx, jobs)
     for (const row of lost) found[row.queue] += 1
     return rows.length

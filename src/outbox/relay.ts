@@ -1,7 +1,9 @@
+import type { Queue } from 'bullmq'
 import type { TransactionSql } from 'postgres'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { withTimeout } from '../lib/timeout'
+import { startHandOver, type TraceCarrier } from '../lib/tracing'
 import {
   type AuditJob,
   type AuditPayload,
@@ -18,7 +20,13 @@ import {
 import { onOutboxWritten } from './enqueue'
 import type { Queues } from './queues'
 
-export type OutboxRow = { id: string; queue: QueueName; name: string; payload: unknown }
+export type OutboxRow = {
+  id: string
+  queue: QueueName
+  name: string
+  payload: unknown
+  trace_context?: TraceCarrier[] | null
+}
 
 /**
  * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB orders or entries,
@@ -32,6 +40,7 @@ export function toJobs(queue: QueueName, rows: OutboxRow[]) {
     data,
     opts: { jobId: jobIdForOutboxRows(chunk.map((row) => row.id)) },
     rowIds: chunk.map((row) => row.id),
+    traceContexts: chunk.flatMap((row) => row.trace_context ?? []),
   })
   switch (queue) {
     case QUEUES.orderConfirmation:
@@ -51,6 +60,34 @@ export function toJobs(queue: QueueName, rows: OutboxRow[]) {
       })
     default:
       return rows.map((row) => job([row], row.payload))
+  }
+}
+
+/**
+ * Adds the jobs to their queue, each in an `outbox relay` span that continues the traces of the
+ * rows it carries (the child of the first, linked to the rest) and hands its context to the job,
+ * so the worker's spans join the same traces. Untraced, a plain addBulk.
+ */
+export async function addTraced(queue: Queue, specs: ReturnType<typeof toJobs>) {
+  const handOvers = specs.map((spec) =>
+    startHandOver('outbox relay', spec.traceContexts, {
+      'messaging.system': 'bullmq',
+      'messaging.destination.name': queue.name,
+      'outbox.rows': spec.rowIds.length,
+    }),
+  )
+  if (!handOvers.some(Boolean)) return queue.addBulk(specs)
+  const jobs = specs.map((spec, i) => {
+    const metadata = handOvers[i]?.metadata
+    return metadata ? { ...spec, opts: { ...spec.opts, telemetry: { metadata } } } : spec
+  })
+  try {
+    return await queue.addBulk(jobs)
+  } catch (error) {
+    for (const handOver of handOvers) handOver?.span.recordException(error as Error)
+    throw error
+  } finally {
+    for (const handOver of handOvers) handOver?.span.end()
   }
 }
 
@@ -233,7 +270,7 @@ export class OutboxRelay {
   async relayBatch(from = 0): Promise<number> {
     const moved = await sql.begin(async (tx) => {
       const rows = await tx<OutboxRow[]>`
-        SELECT id, queue, name, payload FROM outbox
+        SELECT id, queue, name, payload, trace_context FROM outbox
         WHERE sent_at IS NULL AND id >= ${from} ORDER BY id LIMIT ${this.batchSize}
         FOR UPDATE SKIP LOCKED`
       if (!rows.length) return rows
@@ -246,7 +283,7 @@ export class OutboxRelay {
       )
       const queued = jobs.flatMap(([, specs]) => specs)
       await withTimeout(
-        Promise.all(jobs.map(([queue, specs]) => this.queues[queue].addBulk(specs))),
+        Promise.all(jobs.map(([queue, specs]) => addTraced(this.queues[queue], specs))),
         this.redisTimeoutMs,
         `Redis did not answer within ${this.redisTimeoutMs} ms`,
       )

@@ -5,6 +5,7 @@ import { config } from '../config'
 import { logger } from '../lib/logger'
 import { createWorkerConnection, logRedisErrors, warnUnlessNoEviction } from '../lib/redis'
 import { withTimeout } from '../lib/timeout'
+import { bullTelemetry } from '../lib/tracing'
 import { jobDuration, jobsProcessed } from '../lib/worker-metrics'
 import {
   HOUSEKEEPING_EVERY_MS,
@@ -87,6 +88,7 @@ export function startWorkers(options: WorkerOptions) {
     lockDuration,
     // A job whose worker died is noticed within one lock period and run again.
     stalledInterval: lockDuration,
+    ...bullTelemetry(),
   }
 
   // Producers on the worker's side: follow-up jobs of the handlers, the schedules, and the
@@ -94,7 +96,12 @@ export function startWorkers(options: WorkerOptions) {
   const producers = Object.fromEntries(
     QUEUE_NAMES.map((name) => [
       name,
-      new Queue(name, { connection, prefix: common.prefix, defaultJobOptions: jobOptionsFor(name) }),
+      new Queue(name, {
+        connection,
+        prefix: common.prefix,
+        defaultJobOptions: jobOptionsFor(name),
+        ...bullTelemetry(),
+      }),
     ]),
   ) as Queues
   const housekeepingQueue = producers[QUEUES.housekeeping]

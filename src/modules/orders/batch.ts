@@ -3,6 +3,7 @@ import { sql } from '../../db/client'
 import { retryOnConflict } from '../../db/retry'
 import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../outbox/definitions'
 import { conflict, HttpError } from '../../lib/errors'
+import type { TraceCarrier } from '../../lib/tracing'
 import { productNotFound } from '../products/service'
 import type { Order } from './model'
 
@@ -14,6 +15,8 @@ export type OrderRequest = {
   idempotencyKey?: string
   /** SHA-256 of the body as sent, when there is a key. */
   requestHash?: string
+  /** The request's trace context (null untraced), carried by its event and the batch's jobs. */
+  traceContext?: TraceCarrier | null
 }
 
 export type RejectionReason = 'unknown_product' | 'inactive_product' | 'insufficient_inventory'
@@ -237,6 +240,12 @@ async function writeBatch(
   const released = keyed.filter((index) => outcomes[index]?.kind === 'rejected')
   if (!placed.length && !released.length) return new Map()
   const confirmations: OrderConfirmationJob = { orderIds: placed.map(({ order }) => order.id) }
+  // The batch's jobs carry every placed request's trace context; each event its own request's.
+  const contexts = placed.flatMap(({ index }) => {
+    const context = requests[index]!.traceContext
+    return context ? [context] : []
+  })
+  const traced = contexts.length ? JSON.stringify(contexts) : null
   const audits: AuditJob = {
     entries: placed.map(({ order }) => ({
       key: `order-placed:${order.id}`,
@@ -283,16 +292,19 @@ async function writeBatch(
       SELECT o.id, order_document(o::orders, i.items) AS body FROM placed o JOIN items i ON i.order_id = o.id
     ),
     events_written AS (
-      INSERT INTO events (type, order_id, payload) SELECT 'order.placed', id, body FROM documents
+      INSERT INTO events (type, order_id, payload, trace_context)
+      SELECT 'order.placed', d.id, d.body, NULLIF(t.context, 'null'::jsonb)
+      FROM documents d LEFT JOIN unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ index }) => JSON.stringify(requests[index]!.traceContext ?? null))}::jsonb[]) AS t(order_id, context)
+        ON t.order_id = d.id
     ),
     -- The batch's post-order jobs, two outbox rows for all its orders, in the same transaction:
     -- they exist if and only if the orders do.
     jobs AS (
-      INSERT INTO outbox (queue, name, payload)
+      INSERT INTO outbox (queue, name, payload, trace_context)
       SELECT * FROM (VALUES
-        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, ${JSON.stringify(confirmations)}::jsonb),
-        (${QUEUES.audit}, ${JOB_NAMES.audit}, ${JSON.stringify(audits)}::jsonb)
-      ) AS job(queue, name, payload)
+        (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, ${JSON.stringify(confirmations)}::jsonb, ${traced}::jsonb),
+        (${QUEUES.audit}, ${JOB_NAMES.audit}, ${JSON.stringify(audits)}::jsonb, ${traced}::jsonb)
+      ) AS job(queue, name, payload, trace_context)
       WHERE ${placed.length}::int > 0
     ),
     responses AS (

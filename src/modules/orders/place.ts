@@ -6,6 +6,7 @@ import { JOB_NAMES, QUEUES } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
 import { badRequest, conflict } from '../../lib/errors'
 import { ordersPlaced, ordersRejected } from '../../lib/metrics'
+import { currentTraceCarrier, type TraceCarrier } from '../../lib/tracing'
 import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
 import { type CreateOrderBody, MAX_QUANTITY, type Order } from './model'
@@ -38,7 +39,11 @@ export async function takeStockAndInsertOrder(
   userId: number,
   productIds: number[],
   quantities: number[],
+  traceContext: TraceCarrier | null = null,
 ) {
+  // The request's trace context: the order.placed event's, and (as a list) the outbox rows'.
+  const trace = traceContext && JSON.stringify(traceContext)
+  const traced = traceContext && JSON.stringify([traceContext])
   const [placed] = await db<{ body: Order }[]>`
     WITH requested AS (
       SELECT * FROM unnest(${productIds}::int[], ${quantities}::int[]) AS r(product_id, quantity)
@@ -80,13 +85,15 @@ export async function takeStockAndInsertOrder(
     ),
     -- Post-order jobs go to the outbox in the same transaction: they exist if and only if the order does.
     jobs AS (
-      INSERT INTO outbox (queue, name, payload)
-      SELECT ${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, jsonb_build_object('orderId', o.id) FROM placed o
+      INSERT INTO outbox (queue, name, payload, trace_context)
+      SELECT ${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, jsonb_build_object('orderId', o.id), ${traced}::jsonb
+      FROM placed o
       UNION ALL
       SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
         'actorId', o.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', o.id,
         'details', jsonb_build_object('totalCents', o.total_cents,
-          'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t)))
+          'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t))),
+        ${traced}::jsonb
       FROM placed o
     ),
     -- The order as the API shows it: the response, and the data of its order.placed event.
@@ -96,7 +103,7 @@ export async function takeStockAndInsertOrder(
       FROM placed o
     ),
     events_written AS (
-      INSERT INTO events (type, order_id, payload) SELECT 'order.placed', id, body FROM document
+      INSERT INTO events (type, order_id, payload, trace_context) SELECT 'order.placed', id, body, ${trace}::jsonb FROM document
     )
     SELECT body FROM document`
   if (!placed) throw new StockShortfall()
@@ -126,7 +133,7 @@ export async function placeSingleOrder(request: OrderRequest): Promise<OrderOutc
   for (let attempt = 1; ; attempt++) {
     try {
       const order = await retryOnConflict(() =>
-        takeStockAndInsertOrder(sql, request.userId, request.productIds, request.quantities),
+        takeStockAndInsertOrder(sql, request.userId, request.productIds, request.quantities, request.traceContext),
       )
       return { kind: 'placed', order }
     } catch (error) {
@@ -164,6 +171,7 @@ export async function placeOrder(userId: number, body: CreateOrderBody, idempote
     productIds,
     quantities,
     ...(idempotencyKey ? { idempotencyKey, requestHash: hashRequest(body.items) } : {}),
+    traceContext: currentTraceCarrier(),
   })
   switch (outcome.kind) {
     case 'placed':

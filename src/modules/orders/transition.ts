@@ -4,6 +4,7 @@ import { retryOnConflict } from '../../db/retry'
 import { JOB_NAMES, QUEUES } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
 import { badRequest, HttpError, notFound } from '../../lib/errors'
+import { currentTraceCarrier } from '../../lib/tracing'
 import type { Principal } from '../auth/guard'
 import { allowedMoves, fromStatuses, type Mover } from './lifecycle'
 import type { OrderStatus, StatusChangeBody } from './model'
@@ -42,6 +43,10 @@ const moverOf = (by: By): Mover => (by === 'worker' ? 'worker' : by.role === 'ad
 export async function moveOrders({ orderIds, to, by, note, set, also, details }: Move) {
   const mover = moverOf(by)
   const actor = by === 'worker' ? { id: null, role: null } : by
+  // The request's or job's trace context, for the events and jobs this move writes.
+  const carrier = currentTraceCarrier()
+  const trace = carrier && JSON.stringify(carrier)
+  const traced = carrier && JSON.stringify([carrier])
   const auditDetails = sql`jsonb_build_object('from', c.from_status, 'byRole', ${actor.role}::text, 'note', ${note ?? null}::text)
     ${details ? sql`|| ${details}` : sql``}`
   const rows = await retryOnConflict(
@@ -64,8 +69,8 @@ export async function moveOrders({ orderIds, to, by, note, set, also, details }:
         SELECT id, from_status, ${to}, ${actor.id}::int, ${actor.role}::user_role, ${note ?? null} FROM changed
       ),
       events_written AS (
-        INSERT INTO events (type, order_id, payload)
-        SELECT ${`order.${to}`}, id, order_document(row, order_items_document(id)) FROM changed
+        INSERT INTO events (type, order_id, payload, trace_context)
+        SELECT ${`order.${to}`}, id, order_document(row, order_items_document(id)), ${trace}::jsonb FROM changed
       ),
       ${
         by === 'worker'
@@ -78,13 +83,14 @@ export async function moveOrders({ orderIds, to, by, note, set, also, details }:
           : sql``
       }
       jobs AS (
-        INSERT INTO outbox (queue, name, payload)
+        INSERT INTO outbox (queue, name, payload, trace_context)
         SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object(
           'actorId', ${actor.id}::int, 'action', ${`order.${to}`}::text, 'entity', 'order', 'entityId', c.id,
-          'details', ${auditDetails})
+          'details', ${auditDetails}), ${traced}::jsonb
         FROM changed c WHERE ${by !== 'worker'}
         UNION ALL
-        SELECT ${QUEUES.orderNotification}, ${JOB_NAMES.orderNotification}, jsonb_build_object('orderId', c.id, 'kind', ${to}::text)
+        SELECT ${QUEUES.orderNotification}, ${JOB_NAMES.orderNotification}, jsonb_build_object('orderId', c.id, 'kind', ${to}::text),
+          ${traced}::jsonb
         FROM changed c WHERE ${to}::text IN ('shipped', 'delivered')
       )
       SELECT c.id, CASE WHEN m.id IS NULL THEN c.status ELSE ${to} END AS status, m.id IS NOT NULL AS moved

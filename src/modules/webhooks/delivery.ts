@@ -5,6 +5,7 @@ import { sql } from '../../db/client'
 import { webhookAttempts } from '../../lib/worker-metrics'
 import { logger } from '../../lib/logger'
 import { pinnedRequest, resolveTarget } from '../../lib/public-address'
+import { clientSpan } from '../../lib/tracing'
 
 /**
  * Attempts to one endpoint at once, per worker process: at most half the webhook slots (and at
@@ -133,32 +134,44 @@ async function send(deliveryId: number, target: Target): Promise<SendResult> {
   const body = JSON.stringify({ type: target.type, timestamp: target.occurred_at, data: target.data })
   const messageId = `msg_${deliveryId}`
   const now = new Date()
-  try {
-    const response = await fetch(pinned.url, {
-      method: 'POST',
-      tls: pinned.tls,
-      headers: {
-        host: pinned.host,
-        'content-type': 'application/json',
-        'user-agent': 'order-api-webhooks/1',
-        'webhook-id': messageId,
-        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-        'webhook-signature': target.secrets.map((secret) => new Signer(secret).sign(messageId, now, body)).join(' '),
-      },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT_MS),
-    })
-    await response.body?.cancel().catch(() => {})
-    const retryAfter =
-      response.status === 429 || response.status === 503 ? retryAfterMs(response.headers.get('retry-after')) : undefined
-    return { statusCode: response.status, retryAfterMs: retryAfter }
-  } catch (error) {
-    const name = (error as Error).name
-    if (name === 'TimeoutError' || name === 'AbortError')
-      return { error: `No answer within ${config.WEBHOOK_TIMEOUT_MS} ms` }
-    return { error: `Could not connect: ${(error as Error).message}` }
+  const attributes = {
+    'http.request.method': 'POST',
+    'server.address': url.hostname,
+    'webhook.delivery_id': deliveryId,
   }
+  return clientSpan('webhook POST', attributes, async (traceHeaders, span) => {
+    try {
+      const response = await fetch(pinned.url, {
+        method: 'POST',
+        tls: pinned.tls,
+        headers: {
+          ...traceHeaders,
+          host: pinned.host,
+          'content-type': 'application/json',
+          'user-agent': 'order-api-webhooks/1',
+          'webhook-id': messageId,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': target.secrets.map((secret) => new Signer(secret).sign(messageId, now, body)).join(' '),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT_MS),
+      })
+      span?.setAttribute('http.response.status_code', response.status)
+      await response.body?.cancel().catch(() => {})
+      const retryAfter =
+        response.status === 429 || response.status === 503
+          ? retryAfterMs(response.headers.get('retry-after'))
+          : undefined
+      return { statusCode: response.status, retryAfterMs: retryAfter }
+    } catch (error) {
+      span?.setAttribute('error.type', (error as Error).name)
+      const name = (error as Error).name
+      if (name === 'TimeoutError' || name === 'AbortError')
+        return { error: `No answer within ${config.WEBHOOK_TIMEOUT_MS} ms` }
+      return { error: `Could not connect: ${(error as Error).message}` }
+    }
+  })
 }
 
 type Outcome = 'succeeded' | 'retrying' | 'failed' | 'gone' | 'skipped'

@@ -7,6 +7,7 @@ import { JOB_NAMES, jobIdForDelivery, QUEUES } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
 import { queues } from '../../outbox/queues'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
+import { currentTraceCarrier } from '../../lib/tracing'
 import { paged } from '../../lib/model'
 import { resolveTarget } from '../../lib/public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
@@ -141,11 +142,15 @@ export async function rotateSecret(id: number) {
   return { secret }
 }
 
-const deliveryJob = (deliveryId: number) => ({
-  queue: QUEUES.webhooks,
-  name: JOB_NAMES.webhookDelivery,
-  payload: { deliveryId },
-})
+const deliveryJob = (deliveryId: number) => {
+  const carrier = currentTraceCarrier()
+  return {
+    queue: QUEUES.webhooks,
+    name: JOB_NAMES.webhookDelivery,
+    payload: { deliveryId },
+    traceContext: carrier && [carrier],
+  }
+}
 
 /** A `webhook.test` event for this endpoint alone (the fan-out skips test events). */
 export async function sendTestEvent(id: number) {
