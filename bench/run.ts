@@ -9,6 +9,7 @@ import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { type ChangeDetectionRow, measureChangeDetection } from './change-detection'
 import { type BackupEffectRow, measureBackupEffect, shareOfQuiet } from './backup-effect'
 import { type FeedCostRow, measureFeedCost } from './feed-cost'
+import { measureTracingCost, tracingShare } from './tracing-cost'
 import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
 import { seedBenchDatabase } from './seed'
 
@@ -389,22 +390,34 @@ const memoryKnobs = (script: string) => ({
 })
 const apiKnobs = memoryKnobs(scripts.start)
 const workerKnobs = memoryKnobs(scripts.worker)
-const apis = Array.from({ length: apiProcesses }, () => {
-  const env = serviceEnv({ PORT: String(apiPort), ...apiKnobs })
-  const child = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env, stdout: 'ignore', stderr: 'inherit' })
-  children.push(child)
-  return child
-})
-const worker = Bun.spawn(['bun', 'src/worker.ts'], {
-  cwd: root,
-  env: serviceEnv({ WORKER_METRICS_PORT: '0', ...workerKnobs }),
-  stdout: 'ignore',
-  stderr: 'inherit',
-})
-children.push(worker)
+let apis: Subprocess[] = []
+let worker!: Subprocess
+/** Starts the API process(es) and the worker, with `extraEnv` added (the tracing phase's). */
+async function startServices(extraEnv: Record<string, string> = {}) {
+  apis = Array.from({ length: apiProcesses }, () => {
+    const env = serviceEnv({ PORT: String(apiPort), ...apiKnobs, ...extraEnv })
+    const child = Bun.spawn(['bun', 'src/server.ts'], { cwd: root, env, stdout: 'ignore', stderr: 'inherit' })
+    children.push(child)
+    return child
+  })
+  worker = Bun.spawn(['bun', 'src/worker.ts'], {
+    cwd: root,
+    env: serviceEnv({ WORKER_METRICS_PORT: '0', ...workerKnobs, ...extraEnv }),
+    stdout: 'ignore',
+    stderr: 'inherit',
+  })
+  children.push(worker)
+  await untilUp(`${apiUrl}/health`)
+  await Bun.sleep(500 * apiProcesses)
+}
+/** Stops them as an orchestrator would (SIGTERM: they drain), then starts them again. */
+async function restartServices(extraEnv: Record<string, string>) {
+  for (const child of [...apis, worker]) child.kill('SIGTERM')
+  await Promise.all([...apis, worker].map((child) => child.exited))
+  await startServices(extraEnv)
+}
 apiUrl = `http://127.0.0.1:${apiPort}`
-await untilUp(`${apiUrl}/health`)
-await Bun.sleep(500 * apiProcesses)
+await startServices()
 
 const rows: Row[] = []
 for (const scenario of scenarios) {
@@ -496,6 +509,12 @@ const feedRows: FeedCostRow[] = await phase('feed', 'orders with the change feed
   }),
 )
 
+// What OpenTelemetry costs orders, off and on.
+const tracingCost = await phase('tracing', 'hot orders with tracing off and on (4 runs each)', async () => {
+  const measured = await measureTracingCost({ restartServices, hotOrders: () => orderRate('hot') })
+  return [measured]
+})
+
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
   SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
@@ -569,6 +588,17 @@ if (backupRows.length) {
       `beside its transaction alone ${share('an idle transaction')}; during a backup from a replica ${share('a backup from a replica')}`,
   )
 }
+for (const { rows: tracingRows, exports, bytes } of tracingCost) {
+  console.log(`\n${'hot orders end to end, tracing'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`)
+  for (const [index, row] of tracingRows.entries())
+    console.log(
+      `${`${index + 1}. ${row.tracing}`.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)}`,
+    )
+  console.log(
+    `with tracing on (100 % sampled, OTLP/HTTP protobuf): ${Math.round(100 * tracingShare(tracingRows))}% of the rate with it off (means); ` +
+      `the collector got ${exports} exports, ${(bytes / 1e6).toFixed(1)} MB`,
+  )
+}
 if (feedRows.length) {
   console.log(
     `\n${'orders end to end, change feed'.padEnd(42)} ${'on placed/s'.padStart(24)} ${'off placed/s'.padStart(24)} ${'on ÷ off'.padStart(9)}`,
@@ -604,6 +634,7 @@ await Bun.write(
       changeDetection: changeRows,
       backupEffect: backupRows,
       feedCost: feedRows,
+      tracingCost,
       oversold,
     },
     null,
