@@ -20,7 +20,7 @@ import { webhookRoutes } from './modules/webhooks'
 import { registerWebhookGauges } from './modules/webhooks/metrics'
 
 export const app = new Elysia()
-  .use(httpTracing())
+  .use(httpTracing)
   .use(errorHandler)
   .use(connectionClose)
   .use(observability)

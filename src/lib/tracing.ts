@@ -11,7 +11,7 @@ import {
   trace,
 } from '@opentelemetry/api'
 import { BullMQOtel } from 'bullmq-otel'
-import { Elysia } from 'elysia'
+import type { AnyElysia } from 'elysia'
 import { config } from '../config'
 
 // OpenTelemetry traces, configured only by the standard OTEL_* environment (the SDK reads it:
@@ -48,11 +48,15 @@ export async function stopTracing() {
 
 export const tracer = () => trace.getTracer(serviceName)
 
-/** HTTP server spans for the API (@elysia/opentelemetry), or nothing when tracing is off. */
-export function httpTracing() {
-  if (!httpPlugin) return new Elysia({ name: 'http-tracing' })
+/**
+ * HTTP server spans for the API (@elysia/opentelemetry), added to `app` only when tracing is on:
+ * untraced, the app is handed back as it is (even an empty plugin in front of every route was
+ * measured at 15 % of the hot order rate).
+ */
+export function httpTracing<App extends AnyElysia>(app: App): App {
+  if (!httpPlugin) return app
   startTracing('order-api')
-  return httpPlugin.opentelemetry({ serviceName })
+  return app.use(httpPlugin.opentelemetry({ serviceName })) as unknown as App
 }
 
 /** BullMQ's own spans (bullmq-otel) for queues and workers, carrying the context in each job. */
