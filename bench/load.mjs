@@ -38,7 +38,10 @@ function setupRequest(request) {
         method: 'POST',
         path: '/api/orders',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${pick(options.tokens)}` },
-        body: JSON.stringify({ items: distinct(options.lines ?? 1).map((id) => ({ product_id: id, quantity: 1 })) }),
+        body: JSON.stringify({
+          items: distinct(options.lines ?? 1).map((id) => ({ product_id: id, quantity: 1 })),
+          ...(options.shippingAddress ? { shipping_address: options.shippingAddress } : {}),
+        }),
       }
     default:
       throw new Error(`unknown kind ${options.kind}`)

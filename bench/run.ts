@@ -229,13 +229,18 @@ async function drain(timeoutSeconds = 120) {
  * CPU over the window minus the load generator's own, so the API, the worker, Postgres and Redis
  * all count.
  */
-async function endToEnd(name: EndToEndName, productIds: number[], lines = 1): Promise<Result> {
+async function endToEnd(
+  name: EndToEndName,
+  productIds: number[],
+  lines = 1,
+  shippingAddress?: Record<string, string>,
+): Promise<Result> {
   await drain()
   let start: { at: number; cpu: number; counts: PipelineCounts } | undefined
   let end: typeof start
   const sample = async () => ({ at: performance.now(), cpu: machineBusyMs(), counts: await pipeline.counts() })
   const result = await load(
-    { url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds, lines },
+    { url: apiUrl, kind: 'order', tokens: seeded.tokens, productIds, lines, shippingAddress },
     {
       measuring: async () => {
         start = await sample()
@@ -462,10 +467,15 @@ if (measuresChanges) {
 }
 
 /** One end-to-end order run outside the scenario table (which keeps its own figures). */
-async function orderRate(name: 'hot' | 'many') {
+async function orderRate(name: 'hot' | 'many', shippingAddress?: Record<string, string>) {
   const kept = endToEndResults[name]
   await settle()
-  const { p99 } = await endToEnd(name, name === 'hot' ? [seeded.hotProductId] : seeded.activeProductIds)
+  const { p99 } = await endToEnd(
+    name,
+    name === 'hot' ? [seeded.hotProductId] : seeded.activeProductIds,
+    1,
+    shippingAddress,
+  )
   const { placedPerSecond } = endToEndResults[name]!
   if (kept) endToEndResults[name] = kept
   else delete endToEndResults[name]
@@ -513,6 +523,21 @@ const feedRows: FeedCostRow[] = await phase('feed', 'orders with the change feed
 const tracingCost = await phase('tracing', 'hot orders with tracing off and on (4 runs each)', async () => {
   const measured = await measureTracingCost({ restartServices, hotOrders: () => orderRate('hot') })
   return [measured]
+})
+
+// What a shipping address costs an order (#24): hot orders with and without one, alternated.
+const ADDRESS = {
+  name: 'Ada Lovelace',
+  line1: '12 St James Square',
+  city: 'London',
+  postal_code: 'SW1Y 4JH',
+  country: 'GB',
+}
+const addressRows = await phase('address', 'hot orders with and without a shipping address (4 runs each)', async () => {
+  const runs: { address: boolean; placedPerSecond: number; p99: number }[] = []
+  for (const address of [false, true, true, false, false, true, true, false])
+    runs.push({ address, ...(await orderRate('hot', address ? ADDRESS : undefined)) })
+  return runs
 })
 
 // Invariants after the run: no oversell, every unit sold accounted for.
@@ -588,6 +613,22 @@ if (backupRows.length) {
       `beside its transaction alone ${share('an idle transaction')}; during a backup from a replica ${share('a backup from a replica')}`,
   )
 }
+if (addressRows.length) {
+  console.log(
+    `\n${'hot orders end to end, shipping address'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`,
+  )
+  for (const [index, row] of addressRows.entries())
+    console.log(
+      `${`${index + 1}. ${row.address ? 'with' : 'without'}`.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)}`,
+    )
+  const mean = (address: boolean) => {
+    const picked = addressRows.filter((row) => row.address === address)
+    return picked.reduce((sum, row) => sum + row.placedPerSecond, 0) / picked.length
+  }
+  console.log(
+    `with a shipping address: ${Math.round((100 * mean(true)) / mean(false))}% of the rate without one (means)`,
+  )
+}
 for (const { rows: tracingRows, exports, bytes } of tracingCost) {
   console.log(`\n${'hot orders end to end, tracing'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`)
   for (const [index, row] of tracingRows.entries())
@@ -635,6 +676,7 @@ await Bun.write(
       backupEffect: backupRows,
       feedCost: feedRows,
       tracingCost,
+      shippingAddress: addressRows,
       oversold,
     },
     null,

@@ -34,6 +34,7 @@ describe('POST /api/orders', () => {
         { product_id: pen.id, name: pen.name, unit_price_cents: 250, quantity: 3, line_total_cents: 750 },
       ].sort((a, b) => a.product_id - b.product_id),
       shipment: null,
+      shipping_address: null,
       delivered_at: null,
       created_at: expect.any(String),
       updated_at: expect.any(String),

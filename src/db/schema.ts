@@ -187,6 +187,8 @@ export const orders = pgTable(
     trackingNumber: varchar('tracking_number', { length: 100 }),
     shippedAt: timestamp('shipped_at', { withTimezone: true }),
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+    /** Where the order goes, as the customer sent it (a snapshot; null when none was given). */
+    shippingAddress: jsonb('shipping_address').$type<Record<string, string>>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

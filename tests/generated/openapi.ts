@@ -2288,6 +2288,28 @@ export interface operations {
                                 shipped_at: string;
                                 tracking_number: string;
                             } | null;
+                            /**
+                             * ShippingAddress
+                             * @description Where the order goes: a snapshot, kept as sent
+                             * @example {
+                             *       "name": "Ada Lovelace",
+                             *       "line1": "12 St James Square",
+                             *       "city": "London",
+                             *       "postal_code": "SW1Y 4JH",
+                             *       "country": "GB"
+                             *     }
+                             */
+                            shipping_address: {
+                                city: string;
+                                /** @description ISO 3166-1 alpha-2, upper case */
+                                country: string;
+                                line1: string;
+                                line2?: string;
+                                name: string;
+                                phone?: string;
+                                postal_code: string;
+                                region?: string;
+                            } | null;
                             /** @enum {string} */
                             status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                             total_cents: number;
@@ -2375,6 +2397,28 @@ export interface operations {
                         /** @example 2 */
                         quantity: number;
                     }[];
+                    /**
+                     * ShippingAddress
+                     * @description Where the order goes: a snapshot, kept as sent
+                     * @example {
+                     *       "name": "Ada Lovelace",
+                     *       "line1": "12 St James Square",
+                     *       "city": "London",
+                     *       "postal_code": "SW1Y 4JH",
+                     *       "country": "GB"
+                     *     }
+                     */
+                    shipping_address?: {
+                        city: string;
+                        /** @description ISO 3166-1 alpha-2, upper case */
+                        country: string;
+                        line1: string;
+                        line2?: string;
+                        name: string;
+                        phone?: string;
+                        postal_code: string;
+                        region?: string;
+                    };
                 };
             };
         };
@@ -2406,6 +2450,28 @@ export interface operations {
                             /** Format: date-time */
                             shipped_at: string;
                             tracking_number: string;
+                        } | null;
+                        /**
+                         * ShippingAddress
+                         * @description Where the order goes: a snapshot, kept as sent
+                         * @example {
+                         *       "name": "Ada Lovelace",
+                         *       "line1": "12 St James Square",
+                         *       "city": "London",
+                         *       "postal_code": "SW1Y 4JH",
+                         *       "country": "GB"
+                         *     }
+                         */
+                        shipping_address: {
+                            city: string;
+                            /** @description ISO 3166-1 alpha-2, upper case */
+                            country: string;
+                            line1: string;
+                            line2?: string;
+                            name: string;
+                            phone?: string;
+                            postal_code: string;
+                            region?: string;
                         } | null;
                         /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
@@ -2557,6 +2623,28 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /**
+                         * ShippingAddress
+                         * @description Where the order goes: a snapshot, kept as sent
+                         * @example {
+                         *       "name": "Ada Lovelace",
+                         *       "line1": "12 St James Square",
+                         *       "city": "London",
+                         *       "postal_code": "SW1Y 4JH",
+                         *       "country": "GB"
+                         *     }
+                         */
+                        shipping_address: {
+                            city: string;
+                            /** @description ISO 3166-1 alpha-2, upper case */
+                            country: string;
+                            line1: string;
+                            line2?: string;
+                            name: string;
+                            phone?: string;
+                            postal_code: string;
+                            region?: string;
+                        } | null;
                         /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
@@ -2658,6 +2746,28 @@ export interface operations {
                             /** Format: date-time */
                             shipped_at: string;
                             tracking_number: string;
+                        } | null;
+                        /**
+                         * ShippingAddress
+                         * @description Where the order goes: a snapshot, kept as sent
+                         * @example {
+                         *       "name": "Ada Lovelace",
+                         *       "line1": "12 St James Square",
+                         *       "city": "London",
+                         *       "postal_code": "SW1Y 4JH",
+                         *       "country": "GB"
+                         *     }
+                         */
+                        shipping_address: {
+                            city: string;
+                            /** @description ISO 3166-1 alpha-2, upper case */
+                            country: string;
+                            line1: string;
+                            line2?: string;
+                            name: string;
+                            phone?: string;
+                            postal_code: string;
+                            region?: string;
                         } | null;
                         /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
@@ -2881,6 +2991,28 @@ export interface operations {
                             shipped_at: string;
                             tracking_number: string;
                         } | null;
+                        /**
+                         * ShippingAddress
+                         * @description Where the order goes: a snapshot, kept as sent
+                         * @example {
+                         *       "name": "Ada Lovelace",
+                         *       "line1": "12 St James Square",
+                         *       "city": "London",
+                         *       "postal_code": "SW1Y 4JH",
+                         *       "country": "GB"
+                         *     }
+                         */
+                        shipping_address: {
+                            city: string;
+                            /** @description ISO 3166-1 alpha-2, upper case */
+                            country: string;
+                            line1: string;
+                            line2?: string;
+                            name: string;
+                            phone?: string;
+                            postal_code: string;
+                            region?: string;
+                        } | null;
                         /** @enum {string} */
                         status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";
                         total_cents: number;
@@ -3016,6 +3148,28 @@ export interface operations {
                                 /** Format: date-time */
                                 shipped_at: string;
                                 tracking_number: string;
+                            } | null;
+                            /**
+                             * ShippingAddress
+                             * @description Where the order goes: a snapshot, kept as sent
+                             * @example {
+                             *       "name": "Ada Lovelace",
+                             *       "line1": "12 St James Square",
+                             *       "city": "London",
+                             *       "postal_code": "SW1Y 4JH",
+                             *       "country": "GB"
+                             *     }
+                             */
+                            shipping_address: {
+                                city: string;
+                                /** @description ISO 3166-1 alpha-2, upper case */
+                                country: string;
+                                line1: string;
+                                line2?: string;
+                                name: string;
+                                phone?: string;
+                                postal_code: string;
+                                region?: string;
                             } | null;
                             /** @enum {string} */
                             status: "pending" | "confirmed" | "processing" | "shipped" | "delivered" | "cancelled";

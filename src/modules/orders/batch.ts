@@ -5,7 +5,7 @@ import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../
 import { conflict, HttpError } from '../../lib/errors'
 import type { TraceCarrier } from '../../lib/tracing'
 import { productNotFound } from '../products/service'
-import type { Order } from './model'
+import type { Order, ShippingAddress } from './model'
 
 /** One order of a batch, as it arrived: lines merged and sorted by product id. */
 export type OrderRequest = {
@@ -17,6 +17,8 @@ export type OrderRequest = {
   requestHash?: string
   /** The request's trace context (null untraced), carried by its event and the batch's jobs. */
   traceContext?: TraceCarrier | null
+  /** Where the order goes, as sent (null: none given). */
+  shippingAddress?: ShippingAddress | null
 }
 
 export type RejectionReason = 'unknown_product' | 'inactive_product' | 'insufficient_inventory'
@@ -267,9 +269,12 @@ async function writeBatch(
       WHERE p.id = t.id
     ),
     placed AS (
-      INSERT INTO orders (id, user_id, total_cents) OVERRIDING SYSTEM VALUE
-      SELECT * FROM unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ order }) => order.user_id)}::int[],
-        ${placed.map(({ order }) => order.total_cents)}::bigint[])
+      INSERT INTO orders (id, user_id, total_cents, shipping_address) OVERRIDING SYSTEM VALUE
+      SELECT id, user_id, total_cents, NULLIF(shipping_address, 'null'::jsonb)
+      FROM unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ order }) => order.user_id)}::int[],
+        ${placed.map(({ order }) => order.total_cents)}::bigint[],
+        ${placed.map(({ index }) => JSON.stringify(requests[index]!.shippingAddress ?? null))}::jsonb[])
+        AS o(id, user_id, total_cents, shipping_address)
       RETURNING *
     ),
     history AS (

@@ -13,6 +13,33 @@ export const OrderLineInput = t.Object({
   quantity: t.Integer({ minimum: 1, maximum: MAX_QUANTITY, examples: [2] }),
 })
 
+// Text fields: no control characters; a required one also not blank.
+const PRINTABLE = '^[^\\u0000-\\u001f]*$'
+const NOT_BLANK = '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$'
+const required = (maxLength: number) => t.String({ minLength: 1, maxLength, pattern: NOT_BLANK })
+const optional = (maxLength: number) => t.Optional(t.String({ maxLength, pattern: PRINTABLE }))
+
+export const ShippingAddress = t.Object(
+  {
+    name: required(100),
+    line1: required(200),
+    line2: optional(200),
+    city: required(100),
+    region: optional(100),
+    postal_code: required(20),
+    country: t.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2, upper case' }),
+    phone: optional(30),
+  },
+  {
+    title: 'ShippingAddress',
+    description: 'Where the order goes: a snapshot, kept as sent',
+    examples: [
+      { name: 'Ada Lovelace', line1: '12 St James Square', city: 'London', postal_code: 'SW1Y 4JH', country: 'GB' },
+    ],
+  },
+)
+export type ShippingAddress = Static<typeof ShippingAddress>
+
 export const CreateOrderBody = t.Object(
   {
     items: t.Array(OrderLineInput, {
@@ -20,6 +47,7 @@ export const CreateOrderBody = t.Object(
       maxItems: 50,
       description: `1-50 lines; lines naming the same product are merged, and a merged quantity above ${MAX_QUANTITY} → 400`,
     }),
+    shipping_address: t.Optional(ShippingAddress),
   },
   {
     examples: [
@@ -28,6 +56,13 @@ export const CreateOrderBody = t.Object(
           { product_id: 1, quantity: 2 },
           { product_id: 2, quantity: 1 },
         ],
+        shipping_address: {
+          name: 'Ada Lovelace',
+          line1: '12 St James Square',
+          city: 'London',
+          postal_code: 'SW1Y 4JH',
+          country: 'GB',
+        },
       },
     ],
   },
@@ -60,6 +95,7 @@ export const Order = t.Object(
       ],
       { description: 'Set when the order is shipped' },
     ),
+    shipping_address: t.Union([ShippingAddress, t.Null()], { description: 'As sent with the order, or null' }),
     delivered_at: t.Union([t.String({ format: 'date-time' }), t.Null()]),
     created_at: t.String({ format: 'date-time' }),
     updated_at: t.String({ format: 'date-time' }),
@@ -73,7 +109,7 @@ const ShipmentField = (description: string) =>
   t.String({
     minLength: 1,
     maxLength: 100,
-    pattern: '^[^\\u0000-\\u001f]*[^\\s\\u0000-\\u001f][^\\u0000-\\u001f]*$',
+    pattern: NOT_BLANK,
     description: `${description}; not blank`,
   })
 

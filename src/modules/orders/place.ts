@@ -9,7 +9,7 @@ import { ordersPlaced, ordersRejected } from '../../lib/metrics'
 import { currentTraceCarrier, type TraceCarrier } from '../../lib/tracing'
 import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
-import { type CreateOrderBody, MAX_QUANTITY, type Order } from './model'
+import { type CreateOrderBody, MAX_QUANTITY, type Order, type ShippingAddress } from './model'
 import { stockChanged } from '../products/service'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
@@ -40,6 +40,7 @@ export async function takeStockAndInsertOrder(
   productIds: number[],
   quantities: number[],
   traceContext: TraceCarrier | null = null,
+  shippingAddress: ShippingAddress | null = null,
 ) {
   // The request's trace context: the order.placed event's, and (as a list) the outbox rows'.
   const trace = traceContext && JSON.stringify(traceContext)
@@ -68,8 +69,9 @@ export async function takeStockAndInsertOrder(
       RETURNING p.id AS product_id, p.name, p.price_cents, r.quantity
     ),
     placed AS (
-      INSERT INTO orders (user_id, total_cents)
-      SELECT ${userId}, sum(t.price_cents::bigint * t.quantity) FROM taken t
+      INSERT INTO orders (user_id, total_cents, shipping_address)
+      SELECT ${userId}, sum(t.price_cents::bigint * t.quantity), ${shippingAddress && JSON.stringify(shippingAddress)}::jsonb
+      FROM taken t
       HAVING count(*) = ${productIds.length}
       RETURNING *
     ),
@@ -133,7 +135,14 @@ export async function placeSingleOrder(request: OrderRequest): Promise<OrderOutc
   for (let attempt = 1; ; attempt++) {
     try {
       const order = await retryOnConflict(() =>
-        takeStockAndInsertOrder(sql, request.userId, request.productIds, request.quantities, request.traceContext),
+        takeStockAndInsertOrder(
+          sql,
+          request.userId,
+          request.productIds,
+          request.quantities,
+          request.traceContext,
+          request.shippingAddress,
+        ),
       )
       return { kind: 'placed', order }
     } catch (error) {
@@ -150,11 +159,22 @@ export async function placeSingleOrder(request: OrderRequest): Promise<OrderOutc
   }
 }
 
-/** The body as sent (line order included): a different body under the same key is a 422. */
-const hashRequest = (items: CreateOrderBody['items']) =>
+/** The body as sent (line order and address included): a different body under the same key is a 422. */
+const hashRequest = (items: CreateOrderBody['items'], address: ShippingAddress | null) =>
   createHash('sha256')
-    .update(JSON.stringify(items.map((item) => [item.product_id, item.quantity])))
+    .update(JSON.stringify([items.map((item) => [item.product_id, item.quantity]), address]))
     .digest('hex')
+
+/** The address as stored: its fields in one order, optional ones only when sent. */
+function addressSnapshot(address: ShippingAddress | undefined): ShippingAddress | null {
+  if (!address) return null
+  const { name, line1, line2, city, region, postal_code, country, phone } = address
+  return Object.fromEntries(
+    Object.entries({ name, line1, line2, city, region, postal_code, country, phone }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  ) as ShippingAddress
+}
 
 export type PlacedOrder = { status: number; order: Order; replayed: boolean }
 
@@ -166,11 +186,13 @@ const orderCombiner = new OrderCombiner({ single: placeSingleOrder, batch: place
  */
 export async function placeOrder(userId: number, body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
   const { productIds, quantities } = mergeLines(body.items)
+  const shippingAddress = addressSnapshot(body.shipping_address)
   const outcome = await orderCombiner.submit({
     userId,
     productIds,
     quantities,
-    ...(idempotencyKey ? { idempotencyKey, requestHash: hashRequest(body.items) } : {}),
+    ...(idempotencyKey ? { idempotencyKey, requestHash: hashRequest(body.items, shippingAddress) } : {}),
+    shippingAddress,
     traceContext: currentTraceCarrier(),
   })
   switch (outcome.kind) {
