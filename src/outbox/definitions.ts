@@ -84,6 +84,7 @@ export type OutboxJob =
       payload: OrderConfirmationPayload
     }
   | { queue: typeof QUEUES.audit; name: typeof JOB_NAMES.audit; payload: AuditPayload }
+  | { queue: typeof QUEUES.webhooks; name: typeof JOB_NAMES.webhookDelivery; payload: WebhookDeliveryJob }
 
 export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.audit, name: JOB_NAMES.audit, payload })
 

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { and, count, desc, eq, sql } from 'drizzle-orm'
 import { config } from '../../config'
 import { db } from '../../db/client'
-import { events, outbox, webhookDeliveries, webhookEndpoints } from '../../db/schema'
-import { JOB_NAMES, jobIdForDelivery, QUEUES } from '../../outbox/definitions'
-import { outboxWritten } from '../../outbox/enqueue'
+import { events, webhookDeliveries, webhookEndpoints } from '../../db/schema'
+import { JOB_NAMES, jobIdForDelivery, type OutboxJob, QUEUES } from '../../outbox/definitions'
+import { enqueue, outboxWritten } from '../../outbox/enqueue'
 import { queues } from '../../outbox/queues'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
-import { currentTraceCarrier } from '../../lib/tracing'
 import { paged } from '../../lib/model'
 import { resolveTarget } from '../../lib/public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
@@ -142,15 +141,11 @@ export async function rotateSecret(id: number) {
   return { secret }
 }
 
-const deliveryJob = (deliveryId: number) => {
-  const carrier = currentTraceCarrier()
-  return {
-    queue: QUEUES.webhooks,
-    name: JOB_NAMES.webhookDelivery,
-    payload: { deliveryId },
-    traceContext: carrier && [carrier],
-  }
-}
+const deliveryJob = (deliveryId: number): OutboxJob => ({
+  queue: QUEUES.webhooks,
+  name: JOB_NAMES.webhookDelivery,
+  payload: { deliveryId },
+})
 
 /** A `webhook.test` event for this endpoint alone (the fan-out skips test events). */
 export async function sendTestEvent(id: number) {
@@ -164,7 +159,7 @@ export async function sendTestEvent(id: number) {
       .insert(webhookDeliveries)
       .values({ endpointId: id, eventId: event!.id })
       .returning({ id: webhookDeliveries.id })
-    await tx.insert(outbox).values(deliveryJob(delivery!.id))
+    await enqueue(tx, [deliveryJob(delivery!.id)])
     return delivery!.id
   })
   outboxWritten()
@@ -225,7 +220,7 @@ export async function retryDelivery(id: number, deliveryId: number) {
       .set({ status: 'pending', nextAttemptAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.endpointId, id)))
       .returning({ id: webhookDeliveries.id })
-    if (row) await tx.insert(outbox).values(deliveryJob(row.id))
+    if (row) await enqueue(tx, [deliveryJob(row.id)])
     return row
   })
   if (!found) throw notFound(`Delivery ${deliveryId} of webhook ${id} not found`)
