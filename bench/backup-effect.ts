@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import { shareOfMeans } from './means'
 import { type Replica, startReplica } from './replica'
 
 const BACKGROUNDS = ['nothing else', 'a backup', 'an idle transaction', 'a backup from a replica'] as const
@@ -101,11 +102,9 @@ export async function measureBackupEffect(options: Options): Promise<BackupEffec
 }
 
 /** The mean rate beside `background` as a share of the mean beside nothing else. */
-export function shareOfQuiet(rows: BackupEffectRow[], background: Background) {
-  const mean = (kind: Background) => {
-    const picked = rows.filter((row) => row.background === kind)
-    return picked.reduce((sum, row) => sum + row.placedPerSecond, 0) / picked.length
-  }
-  if (!rows.some((row) => row.background === background)) return Number.NaN
-  return mean(background) / mean('nothing else')
-}
+export const shareOfQuiet = (rows: BackupEffectRow[], background: Background) =>
+  shareOfMeans(
+    rows,
+    (row) => row.background === background,
+    (row) => row.background === 'nothing else',
+  )

@@ -4,6 +4,7 @@
 // the triggers on and off, alternated in one sitting (on off off on, twice), so that a drift over
 // the sitting weighs on both alike.
 import type postgres from 'postgres'
+import { mean } from './means'
 
 const FEED_TRIGGERS = ['products_changes_inserted', 'products_changes_updated', 'products_changes_deleted']
 
@@ -20,8 +21,6 @@ async function setFeed(monitor: postgres.Sql, on: boolean) {
   for (const trigger of FEED_TRIGGERS)
     await monitor.unsafe(`ALTER TABLE products ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${trigger}`)
 }
-
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length
 
 export async function measureFeedCost({ monitor, scenarios }: Options): Promise<FeedCostRow[]> {
   const rows: FeedCostRow[] = []

@@ -9,6 +9,7 @@ import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { type ChangeDetectionRow, measureChangeDetection } from './change-detection'
 import { type BackupEffectRow, measureBackupEffect, shareOfQuiet } from './backup-effect'
 import { type FeedCostRow, measureFeedCost } from './feed-cost'
+import { shareOfMeans } from './means'
 import { measureTracingCost, tracingShare } from './tracing-cost'
 import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
 import { seedBenchDatabase } from './seed'
@@ -621,13 +622,12 @@ if (addressRows.length) {
     console.log(
       `${`${index + 1}. ${row.address ? 'with' : 'without'}`.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)}`,
     )
-  const mean = (address: boolean) => {
-    const picked = addressRows.filter((row) => row.address === address)
-    return picked.reduce((sum, row) => sum + row.placedPerSecond, 0) / picked.length
-  }
-  console.log(
-    `with a shipping address: ${Math.round((100 * mean(true)) / mean(false))}% of the rate without one (means)`,
+  const share = shareOfMeans(
+    addressRows,
+    (row) => row.address,
+    (row) => !row.address,
   )
+  console.log(`with a shipping address: ${Math.round(100 * share)}% of the rate without one (means)`)
 }
 for (const { rows: tracingRows, exports, bytes } of tracingCost) {
   console.log(`\n${'hot orders end to end, tracing'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`)

@@ -3,6 +3,8 @@
 // sampling, exporting over OTLP/HTTP (protobuf) to a collector stand-in in this process that
 // counts what it gets. Alternated (off on on off, twice) so that a drift weighs on both alike.
 
+import { shareOfMeans } from './means'
+
 type OrderRate = { placedPerSecond: number; p99: number }
 export type TracingCostRow = { tracing: 'off' | 'on'; placedPerSecond: number; p99: number }
 
@@ -43,10 +45,9 @@ export async function measureTracingCost({ restartServices, hotOrders }: Options
 }
 
 /** The mean rate with tracing on as a share of the mean with it off. */
-export function tracingShare(rows: TracingCostRow[]) {
-  const mean = (tracing: 'off' | 'on') => {
-    const picked = rows.filter((row) => row.tracing === tracing)
-    return picked.reduce((sum, row) => sum + row.placedPerSecond, 0) / picked.length
-  }
-  return mean('on') / mean('off')
-}
+export const tracingShare = (rows: TracingCostRow[]) =>
+  shareOfMeans(
+    rows,
+    (row) => row.tracing === 'on',
+    (row) => row.tracing === 'off',
+  )
