@@ -534,12 +534,34 @@ const ADDRESS = {
   postal_code: 'SW1Y 4JH',
   country: 'GB',
 }
-const addressRows = await phase('address', 'hot orders with and without a shipping address (4 runs each)', async () => {
-  const runs: { address: boolean; placedPerSecond: number; p99: number }[] = []
-  for (const address of [false, true, true, false, false, true, true, false])
-    runs.push({ address, ...(await orderRate('hot', address ? ADDRESS : undefined)) })
+type AlternatedRow = { with: boolean; placedPerSecond: number; p99: number }
+/** Hot orders alternately with and without something: four runs each, in the order o w w o o w w o. */
+async function alternated(run: (withIt: boolean) => Promise<{ placedPerSecond: number; p99: number }>) {
+  const runs: AlternatedRow[] = []
+  for (const withIt of [false, true, true, false, false, true, true, false])
+    runs.push({ with: withIt, ...(await run(withIt)) })
   return runs
-})
+}
+const addressRows = await phase('address', 'hot orders with and without a shipping address (4 runs each)', () =>
+  alternated((withIt) => orderRate('hot', withIt ? ADDRESS : undefined)),
+)
+
+// What low-stock alerts cost an order (#24): the hot product with a threshold set (armed: far
+// below its stock, so each order's statement checks for a crossing) and without one.
+const lowStockRows = await phase(
+  'lowstock',
+  'hot orders with and without a low-stock threshold (4 runs each)',
+  async () => {
+    try {
+      return await alternated(async (withIt) => {
+        await monitor`UPDATE products SET low_stock_threshold = ${withIt ? 10 : null} WHERE id = ${seeded.hotProductId}`
+        return orderRate('hot')
+      })
+    } finally {
+      await monitor`UPDATE products SET low_stock_threshold = NULL WHERE id = ${seeded.hotProductId}`
+    }
+  },
+)
 
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
@@ -614,21 +636,28 @@ if (backupRows.length) {
       `beside its transaction alone ${share('an idle transaction')}; during a backup from a replica ${share('a backup from a replica')}`,
   )
 }
-if (addressRows.length) {
-  console.log(
-    `\n${'hot orders end to end, shipping address'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`,
-  )
-  for (const [index, row] of addressRows.entries())
+function printAlternated(title: string, rows: AlternatedRow[], withLabel: string, withoutLabel: string, what: string) {
+  if (!rows.length) return
+  console.log(`\n${title.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`)
+  for (const [index, row] of rows.entries())
     console.log(
-      `${`${index + 1}. ${row.address ? 'with' : 'without'}`.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)}`,
+      `${`${index + 1}. ${row.with ? withLabel : withoutLabel}`.padEnd(42)} ${row.placedPerSecond.toFixed(0).padStart(9)} ${row.p99.toFixed(1).padStart(8)}`,
     )
   const share = shareOfMeans(
-    addressRows,
-    (row) => row.address,
-    (row) => !row.address,
+    rows,
+    (row) => row.with,
+    (row) => !row.with,
   )
-  console.log(`with a shipping address: ${Math.round(100 * share)}% of the rate without one (means)`)
+  console.log(`${what}: ${Math.round(100 * share)}% of the rate without (means)`)
 }
+printAlternated('hot orders end to end, shipping address', addressRows, 'with', 'without', 'with a shipping address')
+printAlternated(
+  'hot orders end to end, low-stock threshold',
+  lowStockRows,
+  'threshold set',
+  'no threshold',
+  'with a low-stock threshold set',
+)
 for (const { rows: tracingRows, exports, bytes } of tracingCost) {
   console.log(`\n${'hot orders end to end, tracing'.padEnd(42)} ${'placed/s'.padStart(9)} ${'p99 ms'.padStart(8)}`)
   for (const [index, row] of tracingRows.entries())
@@ -677,6 +706,7 @@ await Bun.write(
       feedCost: feedRows,
       tracingCost,
       shippingAddress: addressRows,
+      lowStockThreshold: lowStockRows,
       oversold,
     },
     null,

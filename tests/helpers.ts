@@ -4,6 +4,7 @@ import { app, startApp } from '../src/app'
 import { sql } from '../src/db/client'
 import type { Mailer, Message } from '../src/lib/mailer'
 import { upsertUser } from '../src/modules/auth/service'
+import type { Product } from '../src/modules/products/model'
 
 export { sql }
 
@@ -70,7 +71,7 @@ export async function createProduct(adminToken: string, fields: Record<string, u
     body: { name: `Product ${++counter}`, price_cents: 1000, inventory: 10, ...fields },
   })
   expect(reply.status).toBe(201)
-  return reply.body as { id: number; name: string; price_cents: number; inventory: number; is_active: boolean }
+  return reply.body as Product
 }
 
 export async function inventoryOf(productId: number): Promise<number> {

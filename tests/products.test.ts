@@ -33,7 +33,17 @@ describe('GET /api/products', () => {
     expect(reply.body.total_pages).toBe(Math.ceil(ids.length / 10))
     expect(reply.body.data.map((p: { id: number }) => p.id)).toEqual(ids.slice(0, 10))
     expect(Object.keys(reply.body.data[0]).sort()).toEqual(
-      ['created_at', 'description', 'id', 'inventory', 'is_active', 'name', 'price_cents', 'updated_at'].sort(),
+      [
+        'created_at',
+        'description',
+        'id',
+        'inventory',
+        'is_active',
+        'low_stock_threshold',
+        'name',
+        'price_cents',
+        'updated_at',
+      ].sort(),
     )
   })
 

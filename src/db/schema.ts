@@ -140,6 +140,9 @@ export const products = pgTable(
     // cancellable order must always cancel, however far an admin has restocked meanwhile.
     inventory: bigint('inventory', { mode: 'number' }).notNull().default(0),
     isActive: boolean('is_active').notNull().default(true),
+    // At or below it the product is running low: the change that crosses it writes a
+    // product.low_stock event (null: no alerts).
+    lowStockThreshold: integer('low_stock_threshold'),
     // Soft delete: order lines keep pointing at the row, the API stops showing it.
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
     createdAt: createdAt(),
@@ -148,6 +151,7 @@ export const products = pgTable(
   (table) => [
     check('products_price_cents_nonnegative', sql`${table.priceCents} >= 0`),
     check('products_inventory_nonnegative', sql`${table.inventory} >= 0`),
+    check('products_low_stock_threshold_nonnegative', sql`${table.lowStockThreshold} >= 0`),
     index('products_listed_idx')
       .on(table.isActive, table.id)
       .where(sql`${table.deletedAt} IS NULL`),

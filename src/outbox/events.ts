@@ -18,6 +18,7 @@ export const CHANGES = [
   'product.created',
   'product.updated',
   'product.deleted',
+  'product.low_stock',
 ] as const
 
 export const AuditAction = enumOf(CHANGES)

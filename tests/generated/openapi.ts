@@ -803,7 +803,7 @@ export interface operations {
             content: {
                 "application/json": {
                     description?: string;
-                    events: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "webhook.test" | "*")[];
+                    events: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "webhook.test" | "*")[];
                     /**
                      * @description Absolute http(s) URL; loopback, private and link-local targets are refused
                      * @example https://erp.example.com/hooks/orders
@@ -1095,7 +1095,7 @@ export interface operations {
                     description?: string | null;
                     /** @description Enabling again also clears the failure count */
                     enabled?: boolean;
-                    events?: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "webhook.test" | "*")[];
+                    events?: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "webhook.test" | "*")[];
                     /**
                      * @description Absolute http(s) URL; loopback, private and link-local targets are refused
                      * @example https://erp.example.com/hooks/orders
@@ -3271,6 +3271,7 @@ export interface operations {
                             id: number;
                             inventory: number;
                             is_active: boolean;
+                            low_stock_threshold: number | null;
                             name: string;
                             price_cents: number;
                             /** Format: date-time */
@@ -3360,6 +3361,11 @@ export interface operations {
                     /** @description Default true */
                     is_active?: boolean;
                     /**
+                     * @description When inventory goes from above it to at or below it, a product.low_stock event is written; null (the default) turns alerts off
+                     * @example 5
+                     */
+                    low_stock_threshold?: number | null;
+                    /**
                      * @description 1-200 characters, not blank
                      * @example Water Bottle
                      */
@@ -3386,6 +3392,7 @@ export interface operations {
                         id: number;
                         inventory: number;
                         is_active: boolean;
+                        low_stock_threshold: number | null;
                         name: string;
                         price_cents: number;
                         /** Format: date-time */
@@ -3474,6 +3481,7 @@ export interface operations {
                         id: number;
                         inventory: number;
                         is_active: boolean;
+                        low_stock_threshold: number | null;
                         name: string;
                         price_cents: number;
                         /** Format: date-time */
@@ -3549,6 +3557,11 @@ export interface operations {
                     /** @description Default true */
                     is_active?: boolean;
                     /**
+                     * @description When inventory goes from above it to at or below it, a product.low_stock event is written; null (the default) turns alerts off
+                     * @example 5
+                     */
+                    low_stock_threshold?: number | null;
+                    /**
                      * @description 1-200 characters, not blank
                      * @example Water Bottle
                      */
@@ -3575,6 +3588,7 @@ export interface operations {
                         id: number;
                         inventory: number;
                         is_active: boolean;
+                        low_stock_threshold: number | null;
                         name: string;
                         price_cents: number;
                         /** Format: date-time */

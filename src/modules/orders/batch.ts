@@ -4,7 +4,7 @@ import { retryOnConflict } from '../../db/retry'
 import { type AuditJob, JOB_NAMES, type OrderConfirmationJob, QUEUES } from '../../outbox/definitions'
 import { conflict, HttpError } from '../../lib/errors'
 import type { TraceCarrier } from '../../lib/tracing'
-import { productNotFound } from '../products/service'
+import { lowStockAudits, lowStockCrossings, lowStockEvents, productNotFound } from '../products/service'
 import type { Order, ShippingAddress } from './model'
 
 /** One order of a batch, as it arrived: lines merged and sorted by product id. */
@@ -267,7 +267,9 @@ async function writeBatch(
       UPDATE products p SET inventory = p.inventory - t.quantity, updated_at = now()
       FROM unnest(${[...taken.keys()]}::int[], ${[...taken.values()]}::int[]) AS t(id, quantity)
       WHERE p.id = t.id
+      RETURNING p AS product, t.quantity
     ),
+    ${lowStockCrossings()}
     placed AS (
       INSERT INTO orders (id, user_id, total_cents, shipping_address) OVERRIDING SYSTEM VALUE
       SELECT id, user_id, total_cents, NULLIF(shipping_address, 'null'::jsonb)
@@ -301,6 +303,8 @@ async function writeBatch(
       SELECT 'order.placed', d.id, d.body, NULLIF(t.context, 'null'::jsonb)
       FROM documents d LEFT JOIN unnest(${placed.map(({ order }) => order.id)}::int[], ${placed.map(({ index }) => JSON.stringify(requests[index]!.traceContext ?? null))}::jsonb[]) AS t(order_id, context)
         ON t.order_id = d.id
+      UNION ALL
+      ${lowStockEvents(traced && JSON.stringify(contexts[0]))}
     ),
     -- The batch's post-order jobs, two outbox rows for all its orders, in the same transaction:
     -- they exist if and only if the orders do.
@@ -311,6 +315,8 @@ async function writeBatch(
         (${QUEUES.audit}, ${JOB_NAMES.audit}, ${JSON.stringify(audits)}::jsonb, ${traced}::jsonb)
       ) AS job(queue, name, payload, trace_context)
       WHERE ${placed.length}::int > 0
+      UNION ALL
+      ${lowStockAudits(traced)}
     ),
     responses AS (
       UPDATE idempotency_keys k SET response_status = 201, response_body = d.body, order_id = d.id

@@ -10,7 +10,7 @@ import { currentTraceCarrier, type TraceCarrier } from '../../lib/tracing'
 import { IDEMPOTENCY_WINDOW_HOURS, type OrderOutcome, type OrderRequest, placeOrderBatch, rejection } from './batch'
 import { OrderCombiner } from './combine'
 import { type CreateOrderBody, MAX_QUANTITY, type Order, type ShippingAddress } from './model'
-import { stockChanged } from '../products/service'
+import { lowStockAudits, lowStockCrossings, lowStockEvents, stockChanged } from '../products/service'
 
 /** Merges lines naming the same product and sorts them by product id (the lock order). */
 export function mergeLines(items: CreateOrderBody['items']) {
@@ -66,8 +66,9 @@ export async function takeStockAndInsertOrder(
       WHERE p.id = r.product_id AND p.id = l.id
         AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= r.quantity
         AND (SELECT count(*) FROM locked) = ${productIds.length}
-      RETURNING p.id AS product_id, p.name, p.price_cents, r.quantity
+      RETURNING p.id AS product_id, p.name, p.price_cents, r.quantity, p AS product
     ),
+    ${lowStockCrossings()}
     placed AS (
       INSERT INTO orders (user_id, total_cents, shipping_address)
       SELECT ${userId}, sum(t.price_cents::bigint * t.quantity), ${shippingAddress && JSON.stringify(shippingAddress)}::jsonb
@@ -97,6 +98,8 @@ export async function takeStockAndInsertOrder(
           'items', (SELECT jsonb_agg(jsonb_build_object('productId', t.product_id, 'quantity', t.quantity)) FROM taken t))),
         ${traced}::jsonb
       FROM placed o
+      UNION ALL
+      ${lowStockAudits(traced)}
     ),
     -- The order as the API shows it: the response, and the data of its order.placed event.
     document AS (
@@ -105,7 +108,10 @@ export async function takeStockAndInsertOrder(
       FROM placed o
     ),
     events_written AS (
-      INSERT INTO events (type, order_id, payload, trace_context) SELECT 'order.placed', id, body, ${trace}::jsonb FROM document
+      INSERT INTO events (type, order_id, payload, trace_context)
+      SELECT 'order.placed', id, body, ${trace}::jsonb FROM document
+      UNION ALL
+      ${lowStockEvents(trace)}
     )
     SELECT body FROM document`
   if (!placed) throw new StockShortfall()

@@ -14,6 +14,11 @@ const Description = t.Union([t.String({ maxLength: 5000, pattern: '^[^\\u0000]*$
 })
 const PriceCents = t.Integer({ minimum: 0, ...INT4, description: 'Price in cents', examples: [2499] })
 const Inventory = t.Integer({ minimum: 0, ...INT4, description: 'Units in stock', examples: [20] })
+const LowStockThreshold = t.Union([t.Integer({ minimum: 0, ...INT4 }), t.Null()], {
+  description:
+    'When inventory goes from above it to at or below it, a product.low_stock event is written; null (the default) turns alerts off',
+  examples: [5],
+})
 
 export const Product = t.Object(
   {
@@ -23,6 +28,7 @@ export const Product = t.Object(
     price_cents: t.Integer(),
     inventory: t.Integer(),
     is_active: t.Boolean(),
+    low_stock_threshold: t.Union([t.Integer(), t.Null()]),
     created_at: t.String({ format: 'date-time' }),
     updated_at: t.String({ format: 'date-time' }),
   },
@@ -36,6 +42,7 @@ export const CreateProductBody = t.Object({
   price_cents: PriceCents,
   inventory: t.Optional(Inventory),
   is_active: t.Optional(t.Boolean({ description: 'Default true' })),
+  low_stock_threshold: t.Optional(LowStockThreshold),
 })
 export type CreateProductBody = Static<typeof CreateProductBody>
 

@@ -16,6 +16,7 @@ export const toProduct = (row: ProductRow): Product => ({
   price_cents: row.priceCents,
   inventory: row.inventory,
   is_active: row.isActive,
+  low_stock_threshold: row.lowStockThreshold,
   created_at: row.createdAt.toISOString(),
   updated_at: row.updatedAt.toISOString(),
 })
@@ -152,7 +153,7 @@ export async function countProducts(query: CatalogueQuery): Promise<number> {
  */
 export async function findProducts(ids: readonly number[]): Promise<Product[]> {
   return postgresSql<Product[]>`
-    SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active,
+    SELECT id, name, description, price_cents, inventory::float8 AS inventory, is_active, low_stock_threshold,
       iso_time(created_at) AS created_at, iso_time(updated_at) AS updated_at
     FROM products WHERE id = ANY(${ids as number[]}::int[]) AND deleted_at IS NULL`
 }

@@ -6,6 +6,7 @@ import { auditJob } from '../../outbox/definitions'
 import { enqueue, outboxWritten } from '../../outbox/enqueue'
 import { type AuditAction, recordEvent } from '../../outbox/events'
 import { catalogueChanged } from './cache'
+import { crossedLowStock, lowStockDetails } from './low-stock'
 import type { CreateProductBody, Product, UpdateProductBody } from './model'
 import { notDeleted, toProduct } from './queries'
 
@@ -16,6 +17,9 @@ export const productNotFound = (id: number) => notFound(`Product ${id} not found
 
 /** After an order or a cancel has committed: the cache drops those products' answers (cache.ts). */
 export { stockChanged } from './cache'
+
+/** For the statements that take stock: the product.low_stock rule in SQL (low-stock.ts). */
+export { lowStockAudits, lowStockCrossings, lowStockEvents } from './low-stock'
 
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
   auditJob({ actorId, action, entity: 'product', entityId: productId, details })
@@ -30,6 +34,7 @@ export async function createProduct(actorId: number, body: CreateProductBody): P
         priceCents: body.price_cents,
         inventory: body.inventory ?? 0,
         isActive: body.is_active ?? true,
+        lowStockThreshold: body.low_stock_threshold ?? null,
       })
       .returning()
     const product = toProduct(row!)
@@ -42,7 +47,7 @@ export async function createProduct(actorId: number, body: CreateProductBody): P
   return product
 }
 
-const UPDATABLE = ['name', 'description', 'price_cents', 'inventory', 'is_active'] as const
+const UPDATABLE = ['name', 'description', 'price_cents', 'inventory', 'is_active', 'low_stock_threshold'] as const
 
 export async function updateProduct(actorId: number, id: number, body: UpdateProductBody): Promise<Product> {
   // Unknown fields are stripped before we get here, so `{"foo": 1}` arrives as `{}`.
@@ -51,6 +56,13 @@ export async function updateProduct(actorId: number, id: number, body: UpdatePro
   )
   if (!Object.keys(changes).length) throw badRequest(`Provide at least one of: ${UPDATABLE.join(', ')}`)
   const product = await db.transaction(async (tx) => {
+    // The inventory before, under the row lock the update takes anyway: no order moves it meanwhile.
+    const [before] = await tx
+      .select({ inventory: products.inventory })
+      .from(products)
+      .where(and(eq(products.id, id), notDeleted))
+      .for('update')
+    if (!before) throw productNotFound(id)
     const [row] = await tx
       .update(products)
       .set({
@@ -59,14 +71,20 @@ export async function updateProduct(actorId: number, id: number, body: UpdatePro
         priceCents: body.price_cents,
         inventory: body.inventory,
         isActive: body.is_active,
+        lowStockThreshold: body.low_stock_threshold,
         updatedAt: sql`now()`,
       })
       .where(and(eq(products.id, id), notDeleted))
       .returning()
     if (!row) throw productNotFound(id)
     const product = toProduct(row)
-    await enqueue(tx, [productAudit('product.updated', actorId, id, { changes })])
+    const lowStock = crossedLowStock(before.inventory, row)
+    await enqueue(tx, [
+      productAudit('product.updated', actorId, id, { changes }),
+      ...(lowStock ? [productAudit('product.low_stock', actorId, id, lowStockDetails(row))] : []),
+    ])
     await recordEvent(tx, 'product.updated', product)
+    if (lowStock) await recordEvent(tx, 'product.low_stock', product)
     return product
   })
   outboxWritten()
