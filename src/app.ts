@@ -15,6 +15,7 @@ import { docsRoutes } from './modules/docs'
 import { healthRoutes, registerReadinessGauge } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
+import { returnRoutes } from './modules/returns'
 import { followCatalogueChanges, stopFollowingCatalogueChanges } from './modules/products/cache'
 import { webhookRoutes } from './modules/webhooks'
 import { registerWebhookGauges } from './modules/webhooks/metrics'
@@ -30,6 +31,7 @@ export const app = new Elysia()
   .use(authRoutes)
   .use(productRoutes)
   .use(orderRoutes)
+  .use(returnRoutes)
   .use(adminRoutes)
   .use(webhookRoutes)
   .use(queueDashboard)

@@ -72,6 +72,10 @@ const EnvSchema = t.Object({
   // Login and register attempts per client address per window, counted in Redis (all replicas).
   RATE_LIMIT_AUTH_MAX: t.Integer({ minimum: 1, default: 100 }),
   RATE_LIMIT_AUTH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),
+  // A delivered order may be returned for this many days after delivered_at.
+  RETURN_WINDOW_DAYS: t.Integer({ minimum: 0, maximum: 3650, default: 30 }),
+  // An order export (CSV) can be downloaded for this many hours after it was asked for.
+  EXPORT_TTL_HOURS: t.Integer({ minimum: 1, maximum: 8760, default: 24 }),
   // Catalogue reads no cached answer could serve, per client address per window (all replicas).
   RATE_LIMIT_SEARCH_MAX: t.Integer({ minimum: 1, default: 600 }),
   RATE_LIMIT_SEARCH_WINDOW_SECONDS: t.Integer({ minimum: 1, default: 60 }),

@@ -8,6 +8,7 @@ import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
 import { productHousekeeping } from './modules/products/jobs'
+import { returnEffects, returnJobs } from './modules/returns/jobs'
 import { webhookEffects, webhookHousekeeping, webhookJobs } from './modules/webhooks/jobs'
 import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions } from './outbox/workers'
 
@@ -16,7 +17,7 @@ import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions 
 const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...productHousekeeping, ...webhookHousekeeping }
 
 /** How the reconciler tells that each queue's work is done, from the features that own them. */
-export const effects = { ...orderEffects, ...webhookEffects }
+export const effects = { ...orderEffects, ...returnEffects, ...webhookEffects }
 
 /** Every feature's housekeeping, once (the scheduler runs it every 10 minutes). */
 export const housekeeping = () => runHousekeeping(housekeepingTasks)
@@ -27,7 +28,7 @@ export const startWorkers = (
 ) =>
   startQueueWorkers({
     ...options,
-    handlers: [...orderJobs(options.mailer), ...webhookJobs],
+    handlers: [...orderJobs(options.mailer), ...returnJobs(options.mailer), ...webhookJobs],
     housekeeping: housekeepingTasks,
     effects,
   })

@@ -21,6 +21,7 @@ const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull(
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
 export const webhookDeliveryStatus = pgEnum('webhook_delivery_status', ['pending', 'succeeded', 'failed'])
+export const returnStatus = pgEnum('return_status', ['requested', 'received', 'rejected'])
 export const orderStatus = pgEnum('order_status', [
   'pending',
   'confirmed',
@@ -313,6 +314,55 @@ export const orderItems = pgTable(
     index('order_items_product_id_idx').on(table.productId),
     check('order_items_quantity_positive', sql`${table.quantity} > 0`),
     check('order_items_unit_price_nonnegative', sql`${table.unitPriceCents} >= 0`),
+  ],
+)
+
+/**
+ * Returns of delivered orders: requested by the customer (or an admin), then received (the units
+ * go back to stock, once) or rejected. `user_id` is the order's owner; `refund_cents` is a record
+ * for the shop's books (no payment moves).
+ */
+export const returns = pgTable(
+  'returns',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    orderId: integer('order_id')
+      .notNull()
+      .references(() => orders.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id),
+    status: returnStatus('status').notNull().default('requested'),
+    refundCents: bigint('refund_cents', { mode: 'number' }).notNull(),
+    reason: varchar('reason', { length: 500 }),
+    note: varchar('note', { length: 500 }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (table) => [
+    index('returns_order_id_idx').on(table.orderId, table.id),
+    index('returns_status_idx').on(table.status, table.id),
+  ],
+)
+
+/** A return's lines: units of one order line, priced from the order's snapshot. */
+export const returnItems = pgTable(
+  'return_items',
+  {
+    returnId: integer('return_id')
+      .notNull()
+      .references(() => returns.id, { onDelete: 'cascade' }),
+    productId: integer('product_id')
+      .notNull()
+      .references(() => products.id),
+    name: varchar('name', { length: 200 }).notNull(),
+    unitPriceCents: integer('unit_price_cents').notNull(),
+    quantity: integer('quantity').notNull(),
+    refundCents: bigint('refund_cents', { mode: 'number' }).notNull(),
+  },
+  (table) => [
+    primaryKey({ name: 'return_items_pkey', columns: [table.returnId, table.productId] }),
+    check('return_items_quantity_positive', sql`${table.quantity} > 0`),
   ],
 )
 

@@ -13,6 +13,7 @@ export const QUEUES = {
   orderNotification: 'order-notification',
   housekeeping: 'housekeeping',
   webhooks: 'webhooks',
+  returnNotification: 'return-notification',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 
@@ -23,6 +24,7 @@ export const JOB_NAMES = {
   housekeeping: 'housekeeping',
   reconcile: 'reconcile',
   webhookDelivery: 'webhook.delivery',
+  returnNotification: 'return.notification',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
@@ -38,7 +40,7 @@ export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 export const AuditPayload = t.Object({
   actorId: t.Union([t.Integer({ minimum: 1 }), t.Null()]),
   action: AuditAction,
-  entity: t.Union([t.Literal('order'), t.Literal('product')]),
+  entity: t.Union([t.Literal('order'), t.Literal('product'), t.Literal('return')]),
   entityId: t.Integer({ minimum: 1 }),
   details: t.Record(t.String(), t.Unknown()),
 })
@@ -50,6 +52,13 @@ export const OrderNotificationPayload = t.Object({
   kind: t.Union([t.Literal('shipped'), t.Literal('delivered')]),
 })
 export type OrderNotificationPayload = Static<typeof OrderNotificationPayload>
+
+/** A message to the customer about their return: received or rejected. */
+export const ReturnNotificationPayload = t.Object({
+  returnId: t.Integer({ minimum: 1 }),
+  kind: t.Union([t.Literal('received'), t.Literal('rejected')]),
+})
+export type ReturnNotificationPayload = Static<typeof ReturnNotificationPayload>
 
 /** One attempt schedule of one webhook delivery (a row written by the events fan-out trigger). */
 export const WebhookDeliveryJob = t.Object({ deliveryId: t.Integer({ minimum: 1 }) })

@@ -5,7 +5,7 @@ import { enumOf } from '../lib/model'
 import { currentTraceCarrier } from '../lib/tracing'
 
 /**
- * The domain's event vocabulary: what can happen to an order or a product. The same names are
+ * The domain's event vocabulary: what can happen to an order, a product or a return. The same names are
  * the audit log's actions and the webhook event types.
  */
 export const CHANGES = [
@@ -19,6 +19,9 @@ export const CHANGES = [
   'product.updated',
   'product.deleted',
   'product.low_stock',
+  'return.requested',
+  'return.received',
+  'return.rejected',
 ] as const
 
 export const AuditAction = enumOf(CHANGES)

@@ -385,6 +385,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/orders/{id}/returns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An order's returns, oldest first (its owner or an admin) */
+        get: operations["getApiOrdersByIdReturns"];
+        put?: never;
+        /**
+         * Request a return of a delivered order (its owner or an admin)
+         * @description Only for a `delivered` order within `RETURN_WINDOW_DAYS` (default 30) of its delivery, else 409. A product that is not a line of the order → 400. For each product, at most what the order delivered minus what its returns that are not `rejected` already hold (else 409), however many requests arrive at once. Refunds are priced from the order: a record for the books, no payment is moved. Anyone but the owner or an admin → 404.
+         */
+        post: operations["postApiOrdersByIdReturns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/orders/{id}/status": {
         parameters: {
             query?: never;
@@ -460,6 +481,63 @@ export interface paths {
         post?: never;
         /** Delete a product (admin); its past order lines are kept */
         delete: operations["deleteApiProductsById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/returns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** All returns, newest first (admin) */
+        get: operations["getApiReturns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/returns/{id}/receive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive a requested return (admin)
+         * @description With `restock` (default true) each line's units go back to its product's stock exactly once, in the same transaction; a deleted product is not restocked. From any status but `requested` → 409; of concurrent receives exactly one succeeds.
+         */
+        post: operations["postApiReturnsByIdReceive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/returns/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a requested return (admin)
+         * @description With a `note` saying why (1-500 characters). From any status but `requested` → 409.
+         */
+        post: operations["postApiReturnsByIdReject"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -576,6 +654,13 @@ export interface operations {
                                 failed: number;
                                 waiting: number;
                             };
+                            "return-notification": {
+                                active: number;
+                                completed: number;
+                                delayed: number;
+                                failed: number;
+                                waiting: number;
+                            };
                             webhooks: {
                                 active: number;
                                 completed: number;
@@ -642,7 +727,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                queue: "order-confirmation" | "audit" | "order-notification" | "housekeeping" | "webhooks";
+                queue: "order-confirmation" | "audit" | "order-notification" | "housekeeping" | "webhooks" | "return-notification";
             };
             cookie?: never;
         };
@@ -803,7 +888,7 @@ export interface operations {
             content: {
                 "application/json": {
                     description?: string;
-                    events: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "webhook.test" | "*")[];
+                    events: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "return.requested" | "return.received" | "return.rejected" | "webhook.test" | "*")[];
                     /**
                      * @description Absolute http(s) URL; loopback, private and link-local targets are refused
                      * @example https://erp.example.com/hooks/orders
@@ -1095,7 +1180,7 @@ export interface operations {
                     description?: string | null;
                     /** @description Enabling again also clears the failure count */
                     enabled?: boolean;
-                    events?: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "webhook.test" | "*")[];
+                    events?: ("order.placed" | "order.confirmed" | "order.processing" | "order.shipped" | "order.delivered" | "order.cancelled" | "product.created" | "product.updated" | "product.deleted" | "product.low_stock" | "return.requested" | "return.received" | "return.rejected" | "webhook.test" | "*")[];
                     /**
                      * @description Absolute http(s) URL; loopback, private and link-local targets are refused
                      * @example https://erp.example.com/hooks/orders
@@ -2936,6 +3021,237 @@ export interface operations {
             };
         };
     };
+    getApiOrdersByIdReturns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            created_at: string;
+                            id: number;
+                            items: {
+                                /** @description Product name when the order was placed */
+                                name: string;
+                                product_id: number;
+                                quantity: number;
+                                /** @description unit_price_cents × quantity */
+                                refund_cents: number;
+                                /** @description The order's price snapshot */
+                                unit_price_cents: number;
+                            }[];
+                            /** @description The admin's note when received or rejected */
+                            note: string | null;
+                            order_id: number;
+                            reason: string | null;
+                            /** @description The lines' refunds: a record for the books, no payment is moved */
+                            refund_cents: number;
+                            /** @enum {string} */
+                            status: "requested" | "received" | "rejected";
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiOrdersByIdReturns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 1-50 lines; lines naming the same product are merged */
+                    items: {
+                        /**
+                         * @description A product that is a line of the order
+                         * @example 1
+                         */
+                        product_id: number;
+                        /** @example 1 */
+                        quantity: number;
+                    }[];
+                    /** @description Why, at most 500 characters */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        id: number;
+                        items: {
+                            /** @description Product name when the order was placed */
+                            name: string;
+                            product_id: number;
+                            quantity: number;
+                            /** @description unit_price_cents × quantity */
+                            refund_cents: number;
+                            /** @description The order's price snapshot */
+                            unit_price_cents: number;
+                        }[];
+                        /** @description The admin's note when received or rejected */
+                        note: string | null;
+                        order_id: number;
+                        reason: string | null;
+                        /** @description The lines' refunds: a record for the books, no payment is moved */
+                        refund_cents: number;
+                        /** @enum {string} */
+                        status: "requested" | "received" | "rejected";
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Conflict: duplicate, insufficient inventory, inactive product or state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
     postApiOrdersByIdStatus: {
         parameters: {
             query?: never;
@@ -3745,6 +4061,382 @@ export interface operations {
                         }[];
                         /** @description Human readable message */
                         error: string;
+                    };
+                };
+            };
+        };
+    };
+    getApiReturns: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 10, capped at 50) */
+                limit?: string;
+                /**
+                 * @description Page number, from 1 (default 1)
+                 * @example 1
+                 */
+                page?: string;
+                status?: "requested" | "received" | "rejected";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: {
+                            /** Format: date-time */
+                            created_at: string;
+                            id: number;
+                            items: {
+                                /** @description Product name when the order was placed */
+                                name: string;
+                                product_id: number;
+                                quantity: number;
+                                /** @description unit_price_cents × quantity */
+                                refund_cents: number;
+                                /** @description The order's price snapshot */
+                                unit_price_cents: number;
+                            }[];
+                            /** @description The admin's note when received or rejected */
+                            note: string | null;
+                            order_id: number;
+                            reason: string | null;
+                            /** @description The lines' refunds: a record for the books, no payment is moved */
+                            refund_cents: number;
+                            /** @enum {string} */
+                            status: "requested" | "received" | "rejected";
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                        limit: number;
+                        page: number;
+                        total: number;
+                        total_pages: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    postApiReturnsByIdReceive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    note?: string;
+                    /** @description Put each line's units back into its product's stock (default true; deleted products are not restocked) */
+                    restock?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        id: number;
+                        items: {
+                            /** @description Product name when the order was placed */
+                            name: string;
+                            product_id: number;
+                            quantity: number;
+                            /** @description unit_price_cents × quantity */
+                            refund_cents: number;
+                            /** @description The order's price snapshot */
+                            unit_price_cents: number;
+                        }[];
+                        /** @description The admin's note when received or rejected */
+                        note: string | null;
+                        order_id: number;
+                        reason: string | null;
+                        /** @description The lines' refunds: a record for the books, no payment is moved */
+                        refund_cents: number;
+                        /** @enum {string} */
+                        status: "requested" | "received" | "rejected";
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The return is no longer `requested` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string;
+                        /** @enum {string} */
+                        status: "requested" | "received" | "rejected";
+                    };
+                };
+            };
+        };
+    };
+    postApiReturnsByIdReject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Positive integer id
+                 * @example 1
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Why, 1-500 characters */
+                    note: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        id: number;
+                        items: {
+                            /** @description Product name when the order was placed */
+                            name: string;
+                            product_id: number;
+                            quantity: number;
+                            /** @description unit_price_cents × quantity */
+                            refund_cents: number;
+                            /** @description The order's price snapshot */
+                            unit_price_cents: number;
+                        }[];
+                        /** @description The admin's note when received or rejected */
+                        note: string | null;
+                        order_id: number;
+                        reason: string | null;
+                        /** @description The lines' refunds: a record for the books, no payment is moved */
+                        refund_cents: number;
+                        /** @enum {string} */
+                        status: "requested" | "received" | "rejected";
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Missing, invalid or expired token, or bad credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The role is not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description Unknown id or route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        details?: {
+                            message: string;
+                            path: string;
+                        }[];
+                        /** @description Human readable message */
+                        error: string;
+                    };
+                };
+            };
+            /** @description The return is no longer `requested` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error: string;
+                        /** @enum {string} */
+                        status: "requested" | "received" | "rejected";
                     };
                 };
             };

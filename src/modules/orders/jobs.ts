@@ -1,9 +1,9 @@
 import { type Job, UnrecoverableError } from 'bullmq'
-import { config } from '../../config'
 import { sql } from '../../db/client'
 import { logger } from '../../lib/logger'
 import { ordersConfirmed } from '../../lib/worker-metrics'
-import type { Mailer, Message } from '../../lib/mailer'
+import type { Mailer } from '../../lib/mailer'
+import { type ConfirmationFailure, sendOnce } from '../../lib/send-once'
 import {
   type AuditEntry,
   AuditJob,
@@ -25,78 +25,6 @@ import { moveOrders } from './transition'
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
 
 const formatCents = (cents: number) => `${(cents / 100).toFixed(2)}`
-
-/** An order whose message could not be sent in this run; `final` ones are never retried. */
-export type ConfirmationFailure = { orderId: number; error: Error; final: boolean }
-
-type Claim = { id: number; dedupe_key: string }
-type Outgoing = { dedupeKey: string; orderId: number; userId: number; message: Message }
-
-/**
- * Sends each message at most once, whatever runs at the same time. A notification row is
- * claimed before its message goes out and marked sent right after, so a second run (retry,
- * re-relay, or a stalled job picked up while the first run is still alive) never sends again.
- * A claim left by a run that died before sending is taken over once it is older than a job
- * lock; a failed send releases its claim, so that a retry may send at once.
- */
-async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
-  const byKey = new Map(outgoing.map((item) => [item.dedupeKey, item]))
-  const claimed = await sql<Claim[]>`
-    INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
-    SELECT * FROM unnest(${outgoing.map((o) => o.dedupeKey)}::text[], ${outgoing.map((o) => o.userId)}::int[],
-      ${outgoing.map((o) => o.orderId)}::int[], ${outgoing.map(() => mailer.transport)}::text[],
-      ${outgoing.map((o) => o.message.to)}::text[], ${outgoing.map((o) => o.message.subject)}::text[],
-      ${outgoing.map((o) => o.message.text)}::text[])
-    ON CONFLICT (dedupe_key) DO UPDATE SET claimed_at = now()
-      WHERE notifications.sent_at IS NULL
-        AND notifications.claimed_at < now() - make_interval(secs => ${config.WORKER_LOCK_DURATION_MS / 1000})
-    RETURNING id, dedupe_key`
-
-  const delivered = await Promise.allSettled(
-    claimed.map((claim) => mailer.deliver(byKey.get(claim.dedupe_key)!.message)),
-  )
-  const sent: Claim[] = []
-  const unsent: Claim[] = []
-  const failures: ConfirmationFailure[] = []
-  for (const [i, claim] of claimed.entries()) {
-    const result = delivered[i]!
-    if (result.status === 'fulfilled') sent.push(claim)
-    else {
-      unsent.push(claim)
-      failures.push({ orderId: byKey.get(claim.dedupe_key)!.orderId, error: result.reason as Error, final: false })
-    }
-  }
-
-  const claimedKeys = new Set(claimed.map((claim) => claim.dedupe_key))
-  const notClaimed = outgoing.filter((item) => !claimedKeys.has(item.dedupeKey))
-  const alreadySentKeys = notClaimed.length
-    ? new Set(
-        (
-          await sql<{ dedupe_key: string }[]>`
-            SELECT dedupe_key FROM notifications
-            WHERE dedupe_key = ANY(${notClaimed.map((item) => item.dedupeKey)}::text[]) AND sent_at IS NOT NULL`
-        ).map((row) => row.dedupe_key),
-      )
-    : new Set<string>()
-  for (const item of notClaimed)
-    if (!alreadySentKeys.has(item.dedupeKey))
-      failures.push({
-        orderId: item.orderId,
-        error: new Error(`Order ${item.orderId}: its message is being sent by another run`),
-        final: false,
-      })
-
-  await sql`
-    WITH sent AS (
-      UPDATE notifications SET sent_at = now() WHERE id = ANY(${sent.map((claim) => claim.id)}::int[])
-    )
-    UPDATE notifications SET claimed_at = '-infinity' WHERE id = ANY(${unsent.map((claim) => claim.id)}::int[])`
-  return {
-    sent: sent.map((claim) => byKey.get(claim.dedupe_key)!.orderId),
-    alreadySent: [...alreadySentKeys].map((key) => byKey.get(key)!.orderId),
-    failures,
-  }
-}
 
 /**
  * Sends each order's confirmation once (see sendOnce) and moves the orders pending →

@@ -70,3 +70,7 @@ export async function getOrder(id: number, viewer: Principal): Promise<Order> {
   if (!row || (viewer.role !== 'admin' && row.order.user_id !== viewer.id)) throw notFound(`Order ${id} not found`)
   return row.order
 }
+
+/** For features that move through a lifecycle of their own (returns): the one transition mechanism. */
+export { moveStatus, type Subject } from './transition'
+export { allowedMovesIn, type Transition } from './lifecycle'
