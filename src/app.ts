@@ -12,6 +12,7 @@ import { queueDashboard } from './modules/admin/dashboard'
 import { authRoutes } from './modules/auth'
 import { followRevocations } from './modules/auth/revocation'
 import { docsRoutes } from './modules/docs'
+import { exportRoutes } from './modules/exports'
 import { healthRoutes, registerReadinessGauge } from './modules/health'
 import { orderRoutes } from './modules/orders'
 import { productRoutes } from './modules/products'
@@ -33,6 +34,7 @@ export const app = new Elysia()
   .use(orderRoutes)
   .use(returnRoutes)
   .use(adminRoutes)
+  .use(exportRoutes)
   .use(webhookRoutes)
   .use(queueDashboard)
 

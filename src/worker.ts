@@ -6,6 +6,7 @@ import { warnIfMetricsPublic } from './lib/metrics-access'
 import { startTracing, stopTracing } from './lib/tracing'
 import { serveWorkerMetrics } from './lib/worker-metrics'
 import { authHousekeeping } from './modules/auth/jobs'
+import { exportEffects, exportHousekeeping, exportJobs } from './modules/exports/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
 import { productHousekeeping } from './modules/products/jobs'
 import { returnEffects, returnJobs } from './modules/returns/jobs'
@@ -14,10 +15,16 @@ import { runHousekeeping, startWorkers as startQueueWorkers, type WorkerOptions 
 
 // The worker process: the features' background work, composed, as src/app.ts composes routes.
 
-const housekeepingTasks = { ...orderHousekeeping, ...authHousekeeping, ...productHousekeeping, ...webhookHousekeeping }
+const housekeepingTasks = {
+  ...orderHousekeeping,
+  ...exportHousekeeping,
+  ...authHousekeeping,
+  ...productHousekeeping,
+  ...webhookHousekeeping,
+}
 
 /** How the reconciler tells that each queue's work is done, from the features that own them. */
-export const effects = { ...orderEffects, ...returnEffects, ...webhookEffects }
+export const effects = { ...orderEffects, ...returnEffects, ...exportEffects, ...webhookEffects }
 
 /** Every feature's housekeeping, once (the scheduler runs it every 10 minutes). */
 export const housekeeping = () => runHousekeeping(housekeepingTasks)
@@ -28,7 +35,7 @@ export const startWorkers = (
 ) =>
   startQueueWorkers({
     ...options,
-    handlers: [...orderJobs(options.mailer), ...returnJobs(options.mailer), ...webhookJobs],
+    handlers: [...orderJobs(options.mailer), ...returnJobs(options.mailer), ...exportJobs, ...webhookJobs],
     housekeeping: housekeepingTasks,
     effects,
   })

@@ -21,6 +21,7 @@ const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull(
 
 export const userRole = pgEnum('user_role', ['customer', 'admin'])
 export const webhookDeliveryStatus = pgEnum('webhook_delivery_status', ['pending', 'succeeded', 'failed'])
+export const exportStatus = pgEnum('export_status', ['queued', 'running', 'done', 'failed'])
 export const returnStatus = pgEnum('return_status', ['requested', 'received', 'rejected'])
 export const orderStatus = pgEnum('order_status', [
   'pending',
@@ -467,6 +468,46 @@ export const auditLogs = pgTable(
     uniqueIndex('audit_logs_job_key').on(table.jobKey),
     index('audit_logs_entity_idx').on(table.entity, table.entityId),
   ],
+)
+
+/**
+ * Files the worker builds for admins (CSV of order lines): asked for by the API, built in chunks
+ * by the worker, served by any API replica from export_chunks until `expires_at`, then deleted by
+ * housekeeping. `run_id` names the build that owns the file now: a stale run (a stalled job whose
+ * replacement started over) can write nothing.
+ */
+export const exports = pgTable(
+  'exports',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    type: varchar('type', { length: 32 }).notNull(),
+    status: exportStatus('status').notNull().default('queued'),
+    /** What was asked for: `from`, `to` (ISO-8601, over orders' created_at) and `status`, when given. */
+    filters: jsonb('filters').notNull().default({}),
+    requestedBy: integer('requested_by').references(() => users.id, { onDelete: 'set null' }),
+    runId: varchar('run_id', { length: 36 }),
+    rowCount: integer('row_count').notNull().default(0),
+    byteSize: bigint('byte_size', { mode: 'number' }).notNull().default(0),
+    error: varchar('error', { length: 500 }),
+    createdAt: createdAt(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (table) => [index('exports_expires_at_idx').on(table.expiresAt)],
+)
+
+/** An export's file, in order: each chunk a run of whole CSV lines (the first starts with the header). */
+export const exportChunks = pgTable(
+  'export_chunks',
+  {
+    exportId: integer('export_id')
+      .notNull()
+      .references(() => exports.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: text('data').notNull(),
+  },
+  (table) => [primaryKey({ name: 'export_chunks_pkey', columns: [table.exportId, table.seq] })],
 )
 
 export const ordersRelations = relations(orders, ({ many }) => ({ items: many(orderItems) }))

@@ -8,6 +8,9 @@
  * the route (to strip unknown fields), so the document changed with the traffic and, for request
  * bodies, said the opposite of the truth: unknown fields are accepted and ignored. No schema of
  * ours sets it, so every such mark is dropped.
+ *
+ * A response that is not JSON (an export's CSV) says its media type with `contentMediaType` on its
+ * schema, and is listed under that type instead of the plugin's guess (`text/plain` for a string).
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: the plugin's document is untyped JSON, walked by key
@@ -60,6 +63,10 @@ export function normalizeOpenApi(document: Json): Json {
         if (!response.description || PLUGIN_DESCRIPTION.test(response.description))
           response.description = REASONS[status] ?? 'Response'
         if (BODILESS.has(status)) delete response.content
+        const typed = Object.values<Json>(response.content ?? {}).find(
+          (media) => typeof media.schema?.contentMediaType === 'string',
+        )
+        if (typed) response.content = { [typed.schema.contentMediaType]: { schema: typed.schema } }
         for (const key of Object.keys(response)) if (!RESPONSE_KEYS.has(key)) delete response[key]
       }
     }

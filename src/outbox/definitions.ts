@@ -14,6 +14,7 @@ export const QUEUES = {
   housekeeping: 'housekeeping',
   webhooks: 'webhooks',
   returnNotification: 'return-notification',
+  exports: 'exports',
 } as const
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES]
 
@@ -25,6 +26,7 @@ export const JOB_NAMES = {
   reconcile: 'reconcile',
   webhookDelivery: 'webhook.delivery',
   returnNotification: 'return.notification',
+  exportBuild: 'export.build',
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
@@ -60,6 +62,10 @@ export const ReturnNotificationPayload = t.Object({
 })
 export type ReturnNotificationPayload = Static<typeof ReturnNotificationPayload>
 
+/** An export for the worker to build (a row of `exports`). */
+export const ExportJob = t.Object({ exportId: t.Integer({ minimum: 1 }) })
+export type ExportJob = Static<typeof ExportJob>
+
 /** One attempt schedule of one webhook delivery (a row written by the events fan-out trigger). */
 export const WebhookDeliveryJob = t.Object({ deliveryId: t.Integer({ minimum: 1 }) })
 export type WebhookDeliveryJob = Static<typeof WebhookDeliveryJob>
@@ -94,6 +100,7 @@ export type OutboxJob =
     }
   | { queue: typeof QUEUES.audit; name: typeof JOB_NAMES.audit; payload: AuditPayload }
   | { queue: typeof QUEUES.webhooks; name: typeof JOB_NAMES.webhookDelivery; payload: WebhookDeliveryJob }
+  | { queue: typeof QUEUES.exports; name: typeof JOB_NAMES.exportBuild; payload: ExportJob }
 
 export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.audit, name: JOB_NAMES.audit, payload })
 
