@@ -9,6 +9,7 @@ import { machineBusyMs, type PipelineCounts, pipelineCounter } from './pipeline'
 import { type ChangeDetectionRow, measureChangeDetection } from './change-detection'
 import { type BackupEffectRow, measureBackupEffect, shareOfQuiet } from './backup-effect'
 import { type FeedCostRow, measureFeedCost } from './feed-cost'
+import { measureExport } from './export-cost'
 import { shareOfMeans } from './means'
 import { measureTracingCost, tracingShare } from './tracing-cost'
 import { benchPrefix, deleteBenchQueueKeys } from './queue-keys'
@@ -563,6 +564,17 @@ const lowStockRows = await phase(
   },
 )
 
+// An export of a million order lines (#24): its time and the worker's peak RSS.
+const exportRows = await phase('export', 'an export of 1 000 000 order lines', async () => [
+  await measureExport({
+    monitor,
+    apiUrl,
+    jwtSecret: bench.jwtSecret,
+    workerPid: worker.pid,
+    apiPids: apis.map((child) => child.pid),
+  }),
+])
+
 // Invariants after the run: no oversell, every unit sold accounted for.
 const [stock] = await monitor<{ negative: number; hot_left: number; hot_sold: number }[]>`
   SELECT (SELECT count(*)::int FROM products WHERE inventory < 0) AS negative,
@@ -680,6 +692,12 @@ if (feedRows.length) {
     )
   console.log('target: the feed costs orders under 5 % (on ÷ off ≥ 95 %)')
 }
+for (const row of exportRows)
+  console.log(
+    `\nexport of ${row.lines} order lines: built in ${row.buildSeconds.toFixed(1)} s (asked to done), worker RSS ${row.workerRssBeforeMb.toFixed(0)} MB before, ` +
+      `peak ${row.workerPeakRssMb.toFixed(0)} MB while building (target ≤ 128 MB); downloaded ${(row.bytes / 1e6).toFixed(0)} MB, ` +
+      `${row.downloadedLines} lines, in ${row.downloadSeconds.toFixed(1)} s, API peak RSS ${row.apiPeakRssMb.toFixed(0)} MB`,
+  )
 if (rows.length)
   console.log(
     `\nAPI peak RSS: ${apiPeakRss.toFixed(1)} MB${apiProcesses > 1 ? ' (largest process)' : ''}; per scenario above (API MB, wkr MB: each scenario's own peak). ` +
@@ -707,6 +725,7 @@ await Bun.write(
       tracingCost,
       shippingAddress: addressRows,
       lowStockThreshold: lowStockRows,
+      export: exportRows,
       oversold,
     },
     null,
