@@ -16,6 +16,7 @@ export type ExportCostRow = {
   downloadSeconds: number
   bytes: number
   downloadedLines: number
+  apiRssBeforeMb: number
   apiPeakRssMb: number
 }
 
@@ -89,6 +90,7 @@ export async function measureExport({
     const buildSeconds = (performance.now() - started) / 1000
     const workerPeakRssMb = rssMb(workerPid, 'VmHWM')
 
+    const apiRssBeforeMb = Math.max(...apiPids.map((pid) => rssMb(pid, 'VmRSS')))
     for (const pid of apiPids) resetPeak(pid)
     const downloadStarted = performance.now()
     const file = await fetch(`${apiUrl}/api/admin/exports/${id}/download`, { headers })
@@ -109,6 +111,7 @@ export async function measureExport({
       bytes,
       // The header and each order line end in CRLF; no name in the bench holds a line break.
       downloadedLines: lineEnds - 1,
+      apiRssBeforeMb,
       apiPeakRssMb: Math.max(...apiPids.map((pid) => rssMb(pid, 'VmHWM'))),
     }
   } finally {

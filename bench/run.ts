@@ -696,7 +696,7 @@ for (const row of exportRows)
   console.log(
     `\nexport of ${row.lines} order lines: built in ${row.buildSeconds.toFixed(1)} s (asked to done), worker RSS ${row.workerRssBeforeMb.toFixed(0)} MB before, ` +
       `peak ${row.workerPeakRssMb.toFixed(0)} MB while building (target ≤ 128 MB); downloaded ${(row.bytes / 1e6).toFixed(0)} MB, ` +
-      `${row.downloadedLines} lines, in ${row.downloadSeconds.toFixed(1)} s, API peak RSS ${row.apiPeakRssMb.toFixed(0)} MB`,
+      `${row.downloadedLines} lines, in ${row.downloadSeconds.toFixed(1)} s, API RSS ${row.apiRssBeforeMb.toFixed(0)} MB before, peak ${row.apiPeakRssMb.toFixed(0)} MB`,
   )
 if (rows.length)
   console.log(

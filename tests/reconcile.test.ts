@@ -213,14 +213,59 @@ describe('a reconciler pass', () => {
         (${QUEUES.orderConfirmation}, ${JOB_NAMES.orderConfirmation}, '{"orderIds": ["x", 99999999999]}', now() - interval '1 hour'),
         (${QUEUES.audit}, ${JOB_NAMES.audit}, '{"entries": [1, "two"]}', now() - interval '1 hour'),
         (${QUEUES.orderNotification}, ${JOB_NAMES.orderNotification}, '{"orderId": "x", "kind": "shipped"}', now() - interval '1 hour'),
-        (${QUEUES.webhooks}, ${JOB_NAMES.webhookDelivery}, '{"deliveryId": -1}', now() - interval '1 hour')
+        (${QUEUES.webhooks}, ${JOB_NAMES.webhookDelivery}, '{"deliveryId": -1}', now() - interval '1 hour'),
+        (${QUEUES.returnNotification}, ${JOB_NAMES.returnNotification}, '{"returnId": "x", "kind": "received"}', now() - interval '1 hour'),
+        (${QUEUES.exports}, ${JOB_NAMES.exportBuild}, '{"exportId": [1]}', now() - interval '1 hour')
       RETURNING id`
     try {
       await reconcile(queues, 60, effectChecks)
       const rows = await sql`SELECT done_at FROM outbox WHERE id IN ${sql(malformed.map((row) => row.id))}`
-      expect(rows.map((row) => row.done_at !== null)).toEqual([true, true, true, true, true])
+      expect(rows.map((row) => row.done_at !== null)).toEqual([true, true, true, true, true, true, true])
     } finally {
       await sql`DELETE FROM outbox WHERE id IN ${sql(malformed.map((row) => row.id))}`
+    }
+  })
+
+  test('a return notification and an export whose jobs are gone are handed over again until done', async () => {
+    const queues = queuesOn(`reconcile-fulfilment-${process.pid}-${Date.now()}`)
+    const { token, user } = await registerCustomer('reconcile-return')
+    const product = await createProduct(admin.token, { inventory: 10 })
+    const order = await call('POST', '/api/orders', {
+      token,
+      body: { items: [{ product_id: product.id, quantity: 1 }] },
+    })
+    await sql`UPDATE orders SET status = 'delivered', delivered_at = now() WHERE id = ${order.body.id}`
+    const [returned] = await sql<{ id: number }[]>`
+      INSERT INTO returns (order_id, user_id, status, refund_cents) VALUES (${order.body.id}, ${user.id}, 'received', 1000)
+      RETURNING id`
+    const [exported] = await sql<{ id: number }[]>`
+      INSERT INTO exports (type, expires_at) VALUES ('orders', now() + interval '1 hour') RETURNING id`
+    const rows = await sql<{ id: string }[]>`
+      INSERT INTO outbox (queue, name, payload, sent_at, job_id) VALUES
+        (${QUEUES.returnNotification}, ${JOB_NAMES.returnNotification},
+          ${JSON.stringify({ returnId: returned!.id, kind: 'received' })}::jsonb, now() - interval '1 hour', 'outbox-gone-1'),
+        (${QUEUES.exports}, ${JOB_NAMES.exportBuild}, ${JSON.stringify({ exportId: exported!.id })}::jsonb,
+          now() - interval '1 hour', 'outbox-gone-2')
+      RETURNING id`
+    const backdate = () =>
+      sql`UPDATE outbox SET sent_at = now() - interval '1 hour' WHERE id IN ${sql(rows.map((row) => row.id))}`
+    try {
+      const found = await reconcile(queues, 60, effectChecks)
+      expect([found[QUEUES.returnNotification], found[QUEUES.exports]]).toEqual([1, 1])
+      expect(await queues[QUEUES.returnNotification].getWaitingCount()).toBe(1)
+      expect(await queues[QUEUES.exports].getWaitingCount()).toBe(1)
+      // Their effects, done by anyone: the message sent, the export built.
+      await sql`
+        INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body, sent_at)
+        VALUES (${`return-received:${returned!.id}`}, ${user.id}, ${order.body.id}, 'log', 'x@example.com', 's', 'b', now())`
+      await sql`UPDATE exports SET status = 'done' WHERE id = ${exported!.id}`
+      await backdate()
+      await reconcile(queues, 60, effectChecks)
+      const done = await sql`SELECT done_at FROM outbox WHERE id IN ${sql(rows.map((row) => row.id))}`
+      expect(done.every((row) => row.done_at !== null)).toBe(true)
+    } finally {
+      await sql`DELETE FROM outbox WHERE id IN ${sql(rows.map((row) => row.id))}`
+      await Promise.all(Object.values(queues).map((queue) => queue.obliterate({ force: true })))
     }
   })
 
