@@ -27,6 +27,8 @@ let stranger: Session
 let relay: OutboxRelay | undefined
 let workers: ReturnType<typeof startWorkers> | undefined
 const receiver = webhookReceiver().start()
+/** The endpoint the first test subscribes, for return events; its secret verifies what arrives. */
+let hookSecret = ''
 
 beforeAll(async () => {
   admin = await createAdmin()
@@ -79,10 +81,11 @@ describe('a return, request to received', () => {
       token: admin.token,
       body: {
         url: receiver.url('/returns'),
-        events: ['order.delivered', 'return.requested', 'return.received', 'product.low_stock'],
+        events: ['order.delivered', 'return.requested', 'return.received', 'return.rejected', 'product.low_stock'],
       },
     })
     expect(hook.status).toBe(201)
+    hookSecret = hook.body.secret
     const product = await createProduct(admin.token, { inventory: 10, price_cents: 1250, low_stock_threshold: 8 })
     const other = await createProduct(admin.token, { inventory: 10, price_cents: 300 })
     const orderId = await deliveredOrder([
@@ -166,6 +169,21 @@ describe('a return, request to received', () => {
     const rejected = await reject(first.body.id, { note: ' Worn twice ' })
     expect(rejected.status).toBe(200)
     expect(rejected.body).toMatchObject({ status: 'rejected', note: 'Worn twice' })
+    const arrival = await waitFor(() =>
+      receiver.at('/returns').find((arrival) => {
+        const body = JSON.parse(arrival.body)
+        return body.type === 'return.rejected' && body.data.id === first.body.id
+      }),
+    )
+    new Verifier(hookSecret).verify(arrival!.body, arrival!.headers)
+    expect(JSON.parse(arrival!.body).data).toEqual(rejected.body)
+    const told = await waitFor(async () =>
+      (
+        await sql<{ body: string; sent_at: Date | null }[]>`
+            SELECT body, sent_at FROM notifications WHERE dedupe_key = ${`return-rejected:${first.body.id}`}`
+      ).find((row) => row.sent_at),
+    )
+    expect(told!.body).toContain('Worn twice')
     expect(await inventoryOf(product.id)).toBe(8)
     const [job] = await sql<{ count: number }[]>`
       SELECT count(*)::int AS count FROM outbox WHERE queue = 'return-notification'

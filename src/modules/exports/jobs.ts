@@ -13,7 +13,10 @@ import { deleteExpiredExports } from './service'
 
 // The worker builds exports: order lines read in keyset chunks (each a short statement, so no
 // transaction stays open for the whole export and memory stays one chunk, however many orders
-// there are), each chunk written as one row of export_chunks.
+// there are), each chunk written as one row of export_chunks. The price of short statements: no
+// snapshot spans the export, so an order that changes status during the build shows the status
+// its chunk was read with (a snapshot would hold a transaction open, and with it the cleanup of
+// every hot row, for the export's whole length).
 
 /** Order lines per chunk: one read, one stored row. */
 export const LINES_PER_CHUNK = 5_000
