@@ -64,6 +64,9 @@ export function checked<S extends TSchema, L extends TSchema = S>(
   )
 }
 
+/** Whether this run of a job is its last attempt (a failure now is final). */
+export const isLastAttempt = (job: Job) => job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+
 export type WorkerOptions = {
   handlers: QueueHandler[]
   housekeeping: HousekeepingTasks

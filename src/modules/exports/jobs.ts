@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import type { Job } from 'bullmq'
 import type { Fragment } from 'postgres'
 import { config } from '../../config'
 import { sql } from '../../db/client'
@@ -7,7 +6,7 @@ import { csvLine } from '../../lib/csv'
 import { logger } from '../../lib/logger'
 import { ExportJob, QUEUES } from '../../outbox/definitions'
 import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
-import { checked, type HousekeepingTasks, type QueueHandler } from '../../outbox/workers'
+import { checked, type HousekeepingTasks, isLastAttempt, type QueueHandler } from '../../outbox/workers'
 import { EXPORT_COLUMNS } from './model'
 import { deleteExpiredExports } from './service'
 
@@ -122,8 +121,6 @@ export async function buildExport(exportId: number, lastAttempt = true) {
     throw error
   }
 }
-
-const isLastAttempt = (job: Job) => job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
 
 export const exportJobs: QueueHandler[] = [
   { queue: QUEUES.exports, process: (job) => buildExport(checked(job, ExportJob).exportId, isLastAttempt(job)) },

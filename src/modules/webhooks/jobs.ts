@@ -1,7 +1,13 @@
 import { DelayedError, type Job } from 'bullmq'
 import { QUEUES, WEBHOOK_BACKOFF, WebhookDeliveryJob } from '../../outbox/definitions'
 import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
-import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
+import {
+  checked,
+  type HousekeepingTasks,
+  isLastAttempt,
+  type JobContext,
+  type QueueHandler,
+} from '../../outbox/workers'
 import { backoffMs, deliverWebhook, endpointConcurrency, RetryLater } from './delivery'
 import { deleteOldEvents } from './service'
 
@@ -11,7 +17,7 @@ import { deleteOldEvents } from './service'
  */
 async function webhookDelivery(job: Job, { token, concurrency }: JobContext) {
   const { deliveryId } = checked(job, WebhookDeliveryJob)
-  const attempt = { number: job.attemptsMade + 1, last: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }
+  const attempt = { number: job.attemptsMade + 1, last: isLastAttempt(job) }
   if ((await deliverWebhook(deliveryId, attempt, endpointConcurrency(concurrency))) === 'busy') {
     await job.moveToDelayed(Date.now() + 250 + Math.random() * 250, token)
     throw new DelayedError()
