@@ -4,6 +4,9 @@ import { logger } from './logger'
 
 export type Message = { to: string; subject: string; text: string }
 
+/** An amount in cents as a message shows it: 1234 → 12.34. */
+export const formatCents = (cents: number) => (cents / 100).toFixed(2)
+
 /** Delivers a message. The confirmation handler records every delivery in `notifications`. */
 export interface Mailer {
   readonly transport: 'log' | 'smtp'

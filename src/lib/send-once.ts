@@ -76,3 +76,10 @@ export async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
     failures,
   }
 }
+
+/** One message, once (see sendOnce): whether it went now or before; throws (to be retried) when it did not go. */
+export async function sendOneOnce(item: Outgoing, mailer: Mailer) {
+  const { failures, sent } = await sendOnce([item], mailer)
+  if (failures[0]) throw failures[0].error
+  return { outcome: sent.length ? 'sent' : 'already sent' }
+}

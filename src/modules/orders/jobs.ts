@@ -2,8 +2,8 @@ import { type Job, UnrecoverableError } from 'bullmq'
 import { sql } from '../../db/client'
 import { logger } from '../../lib/logger'
 import { ordersConfirmed } from '../../lib/worker-metrics'
-import type { Mailer } from '../../lib/mailer'
-import { type ConfirmationFailure, sendOnce } from '../../lib/send-once'
+import { formatCents, type Mailer } from '../../lib/mailer'
+import { type ConfirmationFailure, sendOnce, sendOneOnce } from '../../lib/send-once'
 import {
   type AuditEntry,
   AuditJob,
@@ -23,8 +23,6 @@ import { moveOrders } from './transition'
 // confirmed), shipped and delivered messages, and the audit log.
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
-
-const formatCents = (cents: number) => `${(cents / 100).toFixed(2)}`
 
 /**
  * Sends each order's confirmation once (see sendOnce) and moves the orders pending →
@@ -89,19 +87,15 @@ export async function notifyOrder({ orderId, kind }: OrderNotificationPayload, m
     SELECT o.id, o.user_id, u.email, o.carrier, o.tracking_number
     FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ${orderId}`
   if (!order) throw new UnrecoverableError(`Order ${orderId} does not exist`)
-  const { failures, sent } = await sendOnce(
-    [
-      {
-        dedupeKey: `order-${kind}:${orderId}`,
-        orderId,
-        userId: order.user_id,
-        message: { to: order.email, ...NOTIFICATIONS[kind](order) },
-      },
-    ],
+  return sendOneOnce(
+    {
+      dedupeKey: `order-${kind}:${orderId}`,
+      orderId,
+      userId: order.user_id,
+      message: { to: order.email, ...NOTIFICATIONS[kind](order) },
+    },
     mailer,
   )
-  if (failures[0]) throw jobError(failures[0])
-  return { outcome: sent.length ? 'sent' : 'already sent' }
 }
 
 /** The error a one-order job fails with: retried later, or for good when retrying cannot help. */

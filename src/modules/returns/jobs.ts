@@ -1,15 +1,13 @@
 import { UnrecoverableError } from 'bullmq'
 import { sql } from '../../db/client'
-import type { Mailer } from '../../lib/mailer'
-import { sendOnce } from '../../lib/send-once'
+import { formatCents, type Mailer } from '../../lib/mailer'
+import { sendOneOnce } from '../../lib/send-once'
 import { QUEUES, ReturnNotificationPayload } from '../../outbox/definitions'
 import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
 import { checked, type QueueHandler } from '../../outbox/workers'
 
 // The returns' background work, run by the worker: telling the customer their return was
 // received or rejected.
-
-const formatCents = (cents: number) => (cents / 100).toFixed(2)
 
 type ReturnForMessage = {
   id: number
@@ -37,19 +35,15 @@ export async function notifyReturn({ returnId, kind }: ReturnNotificationPayload
     SELECT r.id, r.order_id, r.user_id, u.email, r.refund_cents, r.note
     FROM returns r JOIN users u ON u.id = r.user_id WHERE r.id = ${returnId}`
   if (!found) throw new UnrecoverableError(`Return ${returnId} does not exist`)
-  const { failures, sent } = await sendOnce(
-    [
-      {
-        dedupeKey: `return-${kind}:${returnId}`,
-        orderId: found.order_id,
-        userId: found.user_id,
-        message: { to: found.email, ...MESSAGES[kind](found) },
-      },
-    ],
+  return sendOneOnce(
+    {
+      dedupeKey: `return-${kind}:${returnId}`,
+      orderId: found.order_id,
+      userId: found.user_id,
+      message: { to: found.email, ...MESSAGES[kind](found) },
+    },
     mailer,
   )
-  if (failures[0]) throw failures[0].error
-  return { outcome: sent.length ? 'sent' : 'already sent' }
 }
 
 export const returnJobs = (mailer: Mailer): QueueHandler[] => [
