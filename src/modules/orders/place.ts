@@ -12,13 +12,21 @@ import { OrderCombiner } from './combine'
 import { type CreateOrderBody, MAX_QUANTITY, type Order, type ShippingAddress } from './model'
 import { lowStockAudits, lowStockCrossings, lowStockEvents, stockChanged } from '../products/service'
 
-/** Merges lines naming the same product and sorts them by product id (the lock order). */
-export function mergeLines(items: CreateOrderBody['items']) {
+/**
+ * Merges lines naming the same product and sorts them by product id (the lock order). With
+ * `maxPerProduct` (orders), a product merged past it is a 400.
+ */
+export function mergeLines(
+  items: readonly { product_id: number; quantity: number }[],
+  maxPerProduct = Number.POSITIVE_INFINITY,
+) {
   const quantities = new Map<number, number>()
   for (const { product_id, quantity } of items) {
     const merged = (quantities.get(product_id) ?? 0) + quantity
-    if (merged > MAX_QUANTITY)
-      throw badRequest(`Invalid body: product ${product_id} is ordered ${merged} times; at most ${MAX_QUANTITY} in all`)
+    if (merged > maxPerProduct)
+      throw badRequest(
+        `Invalid body: product ${product_id} is ordered ${merged} times; at most ${maxPerProduct} in all`,
+      )
     quantities.set(product_id, merged)
   }
   const productIds = [...quantities.keys()].sort((a, b) => a - b)
@@ -191,7 +199,7 @@ const orderCombiner = new OrderCombiner({ single: placeSingleOrder, batch: place
  * (see combine.ts); the outcome is the same as if each had been placed on its own, in order.
  */
 export async function placeOrder(userId: number, body: CreateOrderBody, idempotencyKey?: string): Promise<PlacedOrder> {
-  const { productIds, quantities } = mergeLines(body.items)
+  const { productIds, quantities } = mergeLines(body.items, MAX_QUANTITY)
   const shippingAddress = addressSnapshot(body.shipping_address)
   const outcome = await orderCombiner.submit({
     userId,

@@ -71,6 +71,7 @@ export async function getOrder(id: number, viewer: Principal): Promise<Order> {
   return row.order
 }
 
-/** For features that move through a lifecycle of their own (returns): the one transition mechanism. */
+/** For returns: the one transition mechanism, and order lines merged as orders merge them. */
 export { moveStatus, type Subject } from './transition'
-export { allowedMovesIn, type Transition } from './lifecycle'
+export type { Transition } from './lifecycle'
+export { mergeLines } from './place'

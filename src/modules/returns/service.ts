@@ -8,7 +8,7 @@ import { currentTraceCarrier } from '../../lib/tracing'
 import { JOB_NAMES, QUEUES } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
 import type { Principal } from '../auth/guard'
-import { getOrder, moveStatus, type Subject, type Transition } from '../orders/service'
+import { getOrder, mergeLines, moveStatus, type Subject, type Transition } from '../orders/service'
 import { stockChanged } from '../products/service'
 import type { CreateReturnBody, ReceiveReturnBody, RejectReturnBody, Return, ReturnStatus } from './model'
 
@@ -40,13 +40,6 @@ const RETURNS: Subject<ReturnStatus> = {
 
 type ReturnableLine = { product_id: number; name: string; unit_price_cents: number; returnable: number }
 
-/** Merges lines naming the same product, in product id order. */
-function mergeLines(items: CreateReturnBody['items']) {
-  const quantities = new Map<number, number>()
-  for (const { product_id, quantity } of items) quantities.set(product_id, (quantities.get(product_id) ?? 0) + quantity)
-  return [...quantities].sort(([a], [b]) => a - b)
-}
-
 /**
  * Requests a return of a delivered order (its owner or an admin). The order row is locked first,
  * so concurrent requests for one order run one after the other, each seeing what the earlier
@@ -54,8 +47,7 @@ function mergeLines(items: CreateReturnBody['items']) {
  * its returns that are not rejected already hold.
  */
 export async function requestReturn(orderId: number, body: CreateReturnBody, by: Principal): Promise<Return> {
-  const lines = mergeLines(body.items)
-  const productIds = lines.map(([productId]) => productId)
+  const { productIds, quantities } = mergeLines(body.items)
   const carrier = currentTraceCarrier()
   const created = await retryOnConflict(() =>
     sql.begin(async (tx) => {
@@ -77,15 +69,16 @@ export async function requestReturn(orderId: number, body: CreateReturnBody, by:
         throw conflict(`Order ${orderId} is ${order.status}: only a delivered order can be returned`)
       if (!order.in_window)
         throw conflict(`Order ${orderId}'s return window (${config.RETURN_WINDOW_DAYS} days after delivery) has closed`)
-      for (const [productId, quantity] of lines) {
-        const left = byProduct.get(productId)!.returnable
-        if (quantity > left)
-          throw conflict(`Product ${productId}: at most ${left} more can be returned from order ${orderId}`)
-      }
-      const items = lines.map(([productId, quantity]) => {
-        const line = byProduct.get(productId)!
-        return { ...line, quantity, refund_cents: line.unit_price_cents * quantity }
+      const items = productIds.map((productId, line) => {
+        const returnable = byProduct.get(productId)!
+        const quantity = quantities[line]!
+        return { ...returnable, quantity, refund_cents: returnable.unit_price_cents * quantity }
       })
+      const tooMany = items.find((item) => item.quantity > item.returnable)
+      if (tooMany)
+        throw conflict(
+          `Product ${tooMany.product_id}: at most ${tooMany.returnable} more can be returned from order ${orderId}`,
+        )
       const [row] = await tx<{ id: number }[]>`
         WITH created AS (
           INSERT INTO returns (order_id, user_id, refund_cents, reason)
