@@ -4,9 +4,9 @@
 // Reports the build's time and the worker's peak RSS during it (target ≤ 128 MB), and the
 // download's time and the API's peak RSS.
 
-import { readFileSync, writeFileSync } from 'node:fs'
 import { SignJWT } from 'jose'
 import type { Sql } from 'postgres'
+import { peakRssMb, resetPeakRss, rssMb } from './memory'
 
 export type ExportCostRow = {
   lines: number
@@ -26,10 +26,6 @@ const ORDERS = 250_000
 const LINES_PER_ORDER = 4
 // Every order of the export is created at this instant, which nothing else in the bench uses.
 const MARKER = '2001-01-01T00:00:00.000Z'
-
-const rssMb = (pid: number, field: 'VmRSS' | 'VmHWM') =>
-  Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+) kB`))![1]) / 1024
-const resetPeak = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, '5')
 
 async function adminToken(monitor: Sql, jwtSecret: string) {
   const [user] = await monitor<{ id: number }[]>`
@@ -72,7 +68,7 @@ export async function measureExport({
   await monitor`VACUUM ANALYZE orders, order_items`
   try {
     const workerRssBeforeMb = rssMb(workerPid, 'VmRSS')
-    resetPeak(workerPid)
+    resetPeakRss(workerPid)
     const started = performance.now()
     const asked = await fetch(`${apiUrl}/api/admin/exports`, {
       method: 'POST',
@@ -88,10 +84,10 @@ export async function measureExport({
     } while (status.status === 'queued' || status.status === 'running')
     if (status.status !== 'done') throw new Error(`export ${status.status}: ${status.error}`)
     const buildSeconds = (performance.now() - started) / 1000
-    const workerPeakRssMb = rssMb(workerPid, 'VmHWM')
+    const workerPeakRssMb = peakRssMb(workerPid)
 
     const apiRssBeforeMb = Math.max(...apiPids.map((pid) => rssMb(pid, 'VmRSS')))
-    for (const pid of apiPids) resetPeak(pid)
+    for (const pid of apiPids) resetPeakRss(pid)
     const downloadStarted = performance.now()
     const file = await fetch(`${apiUrl}/api/admin/exports/${id}/download`, { headers })
     let bytes = 0
@@ -112,7 +108,7 @@ export async function measureExport({
       // The header and each order line end in CRLF; no name in the bench holds a line break.
       downloadedLines: lineEnds - 1,
       apiRssBeforeMb,
-      apiPeakRssMb: Math.max(...apiPids.map((pid) => rssMb(pid, 'VmHWM'))),
+      apiPeakRssMb: Math.max(...apiPids.map(peakRssMb)),
     }
   } finally {
     await monitor`DELETE FROM orders WHERE created_at = ${MARKER}::timestamptz`

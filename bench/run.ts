@@ -1,6 +1,7 @@
 // make bench: the API's hot paths against their raw ceilings, measured side by side in one run.
 import type { Subprocess } from 'bun'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { peakRssMb, resetPeakRss } from './memory'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -134,13 +135,6 @@ async function load(options: Record<string, unknown>, hooks: LoadHooks = {}): Pr
   if ((await child.exited) !== 0 || !result) throw new Error('load generator failed')
   return result
 }
-
-const peakRssMb = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024
-}
-/** Starts a process's peak (VmHWM) again from its current RSS, so that each scenario has its own. */
-const resetPeakRss = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, '5')
 
 console.log(`Seeding ${bench.products} products and ${bench.customers} customers into a fresh benchmark database…`)
 const seeded = await seedBenchDatabase()
