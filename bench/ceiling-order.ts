@@ -1,11 +1,11 @@
 // The order ceilings: the API's own order SQL driven straight from postgres.js, with no HTTP,
-// JSON or auth around it. Single statement: takeStockAndInsertOrder at the load's concurrency
+// JSON or auth around it. Single statement: the order writer (writeOrders) at the load's concurrency
 // and pool size. Batched (`batchSize` set): placeOrderBatch with that many orders per batch,
 // from `callers` concurrent callers. Rates count orders, latencies what each order waited.
 // Usage: bun bench/ceiling-order.ts <options.json>  → prints the summary as JSON.
 import postgres from 'postgres'
 import { placeOrderBatch } from '../src/modules/orders/batch'
-import { takeStockAndInsertOrder } from '../src/modules/orders/place'
+import { writeOrders } from '../src/modules/orders/placement'
 import { bench } from './config'
 
 const options = (await Bun.file(process.argv[2]!).json()) as {
@@ -45,12 +45,15 @@ async function drive(seconds: number) {
             await placeOrderBatch(requests)
             for (const _ of requests) latencies.push(performance.now() - started)
           } else {
-            await takeStockAndInsertOrder(
-              sql,
-              pick(options.customerIds),
-              productsOfOrder(),
-              Array(options.lines ?? 1).fill(1),
-            )
+            await writeOrders(sql, [
+              {
+                userId: pick(options.customerIds),
+                productIds: productsOfOrder(),
+                quantities: Array(options.lines ?? 1).fill(1),
+                shippingAddress: null,
+                traceContext: null,
+              },
+            ])
             latencies.push(performance.now() - started)
           }
         } catch {

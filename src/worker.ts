@@ -1,10 +1,11 @@
 import { config } from './config'
 import { sql } from './db/client'
 import { logger } from './lib/logger'
-import { createMailer, type Mailer } from './lib/mailer'
+import { createMailer, type Mailer } from './modules/notifications/service'
 import { warnIfMetricsPublic } from './lib/metrics-access'
 import { startTracing, stopTracing } from './lib/tracing'
 import { serveWorkerMetrics } from './lib/worker-metrics'
+import { auditEffects, auditJobs } from './modules/audit/jobs'
 import { authHousekeeping } from './modules/auth/jobs'
 import { exportEffects, exportHousekeeping, exportJobs } from './modules/exports/jobs'
 import { orderEffects, orderHousekeeping, orderJobs } from './modules/orders/jobs'
@@ -24,7 +25,7 @@ const housekeepingTasks = {
 }
 
 /** How the reconciler tells that each queue's work is done, from the features that own them. */
-export const effects = { ...orderEffects, ...returnEffects, ...exportEffects, ...webhookEffects }
+export const effects = { ...auditEffects, ...orderEffects, ...returnEffects, ...exportEffects, ...webhookEffects }
 
 /** Every feature's housekeeping, once (the scheduler runs it every 10 minutes). */
 export const housekeeping = () => runHousekeeping(housekeepingTasks)
@@ -35,7 +36,7 @@ export const startWorkers = (
 ) =>
   startQueueWorkers({
     ...options,
-    handlers: [...orderJobs(options.mailer), ...returnJobs(options.mailer), ...exportJobs, ...webhookJobs],
+    handlers: [...auditJobs, ...orderJobs(options.mailer), ...returnJobs(options.mailer), ...exportJobs, ...webhookJobs],
     housekeeping: housekeepingTasks,
     effects,
   })

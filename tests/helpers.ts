@@ -2,7 +2,7 @@ import { expect } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { app, startApp } from '../src/app'
 import { sql } from '../src/db/client'
-import type { Mailer, Message } from '../src/lib/mailer'
+import type { Mailer, Message } from '../src/modules/notifications/service'
 import { upsertUser } from '../src/modules/auth/service'
 import type { Product } from '../src/modules/products/model'
 
@@ -108,6 +108,20 @@ export function freePort(): number {
   server.stop(true)
   return port
 }
+
+/**
+ * The outbox as items, for queries that look for one order's or one change's job: a row that
+ * carries many (a confirmation's `orderIds`, an audit job's `entries`) gives one row per item,
+ * `{orderId}` or the entry; any other row is its own item. Use as `FROM ${outboxItems}`.
+ */
+export const outboxItems = sql`(
+  SELECT o.id, o.queue, o.name, o.sent_at, item AS payload
+  FROM outbox o CROSS JOIN LATERAL jsonb_array_elements(CASE
+    WHEN jsonb_typeof(o.payload->'orderIds') = 'array'
+      THEN (SELECT jsonb_agg(jsonb_build_object('orderId', x)) FROM jsonb_array_elements(o.payload->'orderIds') x)
+    WHEN jsonb_typeof(o.payload->'entries') = 'array' THEN o.payload->'entries'
+    ELSE jsonb_build_array(o.payload) END) AS item
+) AS outbox`
 
 /**
  * How many of these orders have a confirmation and an `order.placed` audit in the outbox (a row

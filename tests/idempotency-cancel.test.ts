@@ -10,6 +10,7 @@ import {
   inventoryOf,
   registerCustomer,
   sql,
+  outboxItems,
 } from './helpers'
 
 let admin: { token: string; user: { id: number } }
@@ -195,7 +196,7 @@ describe('POST /api/orders/:id/cancel', () => {
     const placed = await order(alice.token, [{ product_id: product.id, quantity: 1 }])
     await call('POST', `/api/orders/${placed.body.id}/cancel`, { token: alice.token })
     const [job] =
-      await sql`SELECT payload FROM outbox WHERE queue = 'audit' AND payload->>'action' = 'order.cancelled' AND (payload->>'entityId')::int = ${placed.body.id}`
+      await sql`SELECT payload FROM ${outboxItems} WHERE queue = 'audit' AND payload->>'action' = 'order.cancelled' AND (payload->>'entityId')::int = ${placed.body.id}`
     expect(job!.payload).toMatchObject({
       actorId: alice.user.id,
       entity: 'order',

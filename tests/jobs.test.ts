@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { config } from '../src/config'
 import { HOUSEKEEPING_EVERY_MS, JOB_NAMES, QUEUES, jobIdForOutboxRow } from '../src/outbox/definitions'
-import { confirmOrder, writeAudit } from '../src/modules/orders/jobs'
+import { confirmOrders } from '../src/modules/orders/jobs'
+import { writeAudits } from '../src/modules/audit/service'
 import { deleteRelayedOutboxRows } from '../src/outbox/enqueue'
-import type { Mailer, Message } from '../src/lib/mailer'
+import type { Mailer, Message } from '../src/modules/notifications/service'
 import { queues } from '../src/outbox/queues'
 import { OutboxRelay } from '../src/outbox/relay'
 import { housekeeping, startWorkers } from '../src/worker'
@@ -17,7 +18,17 @@ import {
   registerCustomer,
   sql,
   waitFor,
+  outboxItems,
 } from './helpers'
+
+/** One order's confirmation run straight (not through a job): its outcome, or the error a job would fail with. */
+async function confirmOrder({ orderId }: { orderId: number }, mailer: Mailer) {
+  const result = await confirmOrders([orderId], mailer)
+  const [failure] = result.failures
+  if (failure) throw failure.error
+  if (result.skipped) return { outcome: 'skipped: order cancelled' }
+  return { outcome: result.sent ? 'sent' : 'already sent' }
+}
 
 const mailer = new CountingMailer()
 let relay: OutboxRelay
@@ -99,7 +110,7 @@ describe('post-order jobs', () => {
     expect(await countWhere(sql`SELECT count(*)::int AS count FROM outbox`)).toBe(before)
     const order = await placeOrder()
     const rows =
-      await sql`SELECT queue, name, payload FROM outbox WHERE payload->>'orderId' = ${String(order.id)} OR payload->>'entityId' = ${String(order.id)} AND payload->>'entity' = 'order'`
+      await sql`SELECT queue, name, payload FROM ${outboxItems} WHERE payload->>'orderId' = ${String(order.id)} OR payload->>'entityId' = ${String(order.id)} AND payload->>'entity' = 'order'`
     expect(rows.map((row) => row.queue).sort()).toEqual([QUEUES.audit, QUEUES.orderConfirmation].sort())
   })
 
@@ -118,8 +129,8 @@ describe('post-order jobs', () => {
       entityId: order.id,
       details: {},
     }
-    await writeAudit(payload, audit!.job_key)
-    await writeAudit(payload, audit!.job_key)
+    await writeAudits([{ ...payload, key: audit!.job_key }])
+    await writeAudits([{ ...payload, key: audit!.job_key }])
     expect(mailer.sent.length).toBe(sentBefore)
     expect(await notificationsFor(order.id)).toBe(1)
     expect(await auditsFor('order', order.id)).toBe(2) // placed and confirmed
@@ -186,7 +197,7 @@ describe('post-order jobs', () => {
     await waitFor(async () => (await statusOf(order.id)) === 'confirmed')
     const queue = queues()[QUEUES.orderConfirmation]
     const [row] =
-      await sql`SELECT id FROM outbox WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
+      await sql`SELECT id FROM ${outboxItems} WHERE queue = ${QUEUES.orderConfirmation} AND payload->>'orderId' = ${String(order.id)}`
     await queue.add('order.confirmation', { orderId: order.id }, { jobId: jobIdForOutboxRow(row!.id) }) // ignored: id exists
     const copy = await queue.add('order.confirmation', { orderId: order.id }, { jobId: `replay-${order.id}` })
     expect(await waitFor(async () => (await copy.getState()) === 'completed')).toBe(true)

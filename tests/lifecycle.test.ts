@@ -12,6 +12,7 @@ import {
   inventoryOf,
   registerCustomer,
   sql,
+  outboxItems,
 } from './helpers'
 
 // The order lifecycle through HTTP: every allowed move, every refused one, who may make it,
@@ -223,7 +224,7 @@ describe('what a move leaves behind', () => {
   test('each move: one audit job and one event; shipped and delivered: one notification, sent once on retry', async () => {
     const id = await orderIn('delivered')
     const audits = await sql`
-      SELECT payload->>'action' AS action FROM outbox
+      SELECT payload->>'action' AS action FROM ${outboxItems}
       WHERE queue = 'audit' AND payload->>'entity' = 'order' AND (payload->>'entityId')::int = ${id} ORDER BY id`
     expect(audits.map((row) => row.action)).toEqual([
       'order.placed',
@@ -266,7 +267,7 @@ describe('what a move leaves behind', () => {
     const id = await orderIn('confirmed')
     await cancel(id, owner.token)
     const [audit] = await sql`
-      SELECT payload FROM outbox WHERE queue = 'audit' AND payload->>'action' = 'order.cancelled' AND (payload->>'entityId')::int = ${id}`
+      SELECT payload FROM ${outboxItems} WHERE queue = 'audit' AND payload->>'action' = 'order.cancelled' AND (payload->>'entityId')::int = ${id}`
     expect(audit!.payload).toMatchObject({
       actorId: owner.user.id,
       details: { from: 'confirmed', byRole: 'customer', restocked: [{ productId, quantity: 2 }] },

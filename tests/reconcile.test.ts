@@ -70,7 +70,7 @@ const allRelayed = async (orderIds: number[]) =>
   (await countWhere(sql`
     SELECT count(*)::int AS count FROM outbox o
     WHERE o.sent_at IS NULL AND (
-      o.payload->'orderIds' ?| ${orderIds.map(String)} OR (o.payload->>'orderId')::int = ANY(${orderIds})
+      o.payload->'orderIds' @> ANY(${orderIds.map((id) => JSON.stringify([id]))}::jsonb[]) OR (o.payload->>'orderId')::int = ANY(${orderIds})
       OR (o.payload->'entries' @> ANY(${orderIds.map((id) => JSON.stringify([{ entityId: id }]))}::jsonb[]))
       OR (o.payload->>'entityId')::int = ANY(${orderIds})
       OR (o.payload->>'deliveryId')::int IN (SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
@@ -170,7 +170,7 @@ describe('a reconciler pass', () => {
     await stopServices()
     const ours = () => sql`
       SELECT id, queue, job_id, done_at FROM outbox
-      WHERE payload->'orderIds' ?| ${orderIds.map(String)} OR (payload->>'orderId')::int = ANY(${orderIds})
+      WHERE payload->'orderIds' @> ANY(${orderIds.map((id) => JSON.stringify([id]))}::jsonb[]) OR (payload->>'orderId')::int = ANY(${orderIds})
       ORDER BY id`
     const rows = await ours()
     expect(rows.length).toBeGreaterThan(0)

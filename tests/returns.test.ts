@@ -14,6 +14,7 @@ import {
   registerCustomer,
   sql,
   waitFor,
+  outboxItems,
 } from './helpers'
 import { webhookReceiver } from './webhook-receiver'
 
@@ -331,7 +332,7 @@ describe('concurrency', () => {
       expect(received.status).toBe(200)
       expect(deleted.status).toBe(204)
       const [audit] = await sql<{ restocked: { quantity: number }[] }[]>`
-        SELECT payload->'details'->'restocked' AS restocked FROM outbox
+        SELECT payload->'details'->'restocked' AS restocked FROM ${outboxItems}
         WHERE payload->>'action' = 'return.received' AND (payload->>'entityId')::int = ${made.body.id}`
       const restocked = audit!.restocked.reduce((sum, line) => sum + line.quantity, 0)
       expect([0, 3]).toContain(restocked)

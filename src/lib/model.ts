@@ -97,6 +97,19 @@ export function paged<T>(data: T[], total: number, page: number, limit: number) 
   return { data, page, limit, total, total_pages: Math.ceil(total / limit) }
 }
 
+/**
+ * A page of a list, from two queries run at once: the page's rows, and the count of every row
+ * (`[{ total }]`, the shape both `count()` in Drizzle and `count(*)::int AS total` give).
+ */
+export async function readPage<T>(
+  rows: PromiseLike<T[]>,
+  count: PromiseLike<readonly { total: number }[]>,
+  { page, limit }: { page: number; limit: number },
+) {
+  const [data, [totals]] = await Promise.all([rows, count])
+  return paged(data, totals?.total ?? 0, page, limit)
+}
+
 export const INT4 = { maximum: INT4_MAX }
 
 /** A response without a body (204, 304), described. */

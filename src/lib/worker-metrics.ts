@@ -35,23 +35,3 @@ export function serveWorkerMetrics(port: number) {
     },
   })
 }
-
-export const webhookAttempts = new client.Counter({
-  name: 'webhook_attempts_total',
-  help: 'Webhook delivery attempts, by outcome (succeeded, retrying, failed: out of attempts, gone: 410, skipped: endpoint disabled)',
-  labelNames: ['outcome'] as const,
-  registers: [workerRegistry],
-})
-
-export const reconciledItems = new client.Counter({
-  name: 'reconciled_items_total',
-  help: 'Outbox work handed to BullMQ again by the reconciler because its job was lost or spent, by kind (queue, or unrelayed)',
-  labelNames: ['kind'] as const,
-  registers: [workerRegistry],
-})
-
-export const ordersConfirmed = new client.Counter({
-  name: 'orders_confirmed_total',
-  help: 'Orders moved pending → confirmed by the confirmation jobs',
-  registers: [workerRegistry],
-})

@@ -30,6 +30,17 @@ export const JOB_NAMES = {
 } as const
 export const QUEUE_NAMES: QueueName[] = Object.values(QUEUES)
 
+/** Each kind of job the features write to the outbox: its queue and its name, paired once. */
+export const JOBS = {
+  orderConfirmation: { queue: QUEUES.orderConfirmation, name: JOB_NAMES.orderConfirmation },
+  audit: { queue: QUEUES.audit, name: JOB_NAMES.audit },
+  orderNotification: { queue: QUEUES.orderNotification, name: JOB_NAMES.orderNotification },
+  returnNotification: { queue: QUEUES.returnNotification, name: JOB_NAMES.returnNotification },
+  webhookDelivery: { queue: QUEUES.webhooks, name: JOB_NAMES.webhookDelivery },
+  exportBuild: { queue: QUEUES.exports, name: JOB_NAMES.exportBuild },
+} as const
+export type JobKind = keyof typeof JOBS
+
 /** The job states operators watch, in /api/admin/queues and /metrics. */
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
 
@@ -101,8 +112,6 @@ export type OutboxJob =
   | { queue: typeof QUEUES.audit; name: typeof JOB_NAMES.audit; payload: AuditPayload }
   | { queue: typeof QUEUES.webhooks; name: typeof JOB_NAMES.webhookDelivery; payload: WebhookDeliveryJob }
   | { queue: typeof QUEUES.exports; name: typeof JOB_NAMES.exportBuild; payload: ExportJob }
-
-export const auditJob = (payload: AuditPayload): OutboxJob => ({ queue: QUEUES.audit, name: JOB_NAMES.audit, payload })
 
 /** BullMQ refuses integer-looking custom ids; the outbox id still makes a re-relay a no-op. */
 export const jobIdForOutboxRow = (outboxId: string | number) => `outbox-${outboxId}`

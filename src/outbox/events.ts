@@ -24,13 +24,23 @@ export const CHANGES = [
   'return.rejected',
 ] as const
 
+/** One name of the vocabulary: an event's type, an audit entry's action. */
+export type Change = (typeof CHANGES)[number]
+
 export const AuditAction = enumOf(CHANGES)
 export type AuditAction = Static<typeof AuditAction>
 
+/** The one event outside the vocabulary: sent to one endpoint on request, never fanned out. */
+export const TEST_EVENT = 'webhook.test'
+
 /**
  * Writes an event inside the caller's transaction; the database fans it out to the subscribed
- * webhook endpoints as it is written (see the `events_fan_out` trigger).
+ * webhook endpoints as it is written (see the `events_fan_out` trigger). Returns its id.
  */
-export async function recordEvent(tx: Transaction, type: string, data: object, orderId?: number) {
-  await tx.insert(events).values({ type, payload: data, orderId, traceContext: currentTraceCarrier() })
+export async function recordEvent(tx: Transaction, type: Change | typeof TEST_EVENT, data: object, orderId?: number) {
+  const [event] = await tx
+    .insert(events)
+    .values({ type, payload: data, orderId, traceContext: currentTraceCarrier() })
+    .returning({ id: events.id })
+  return event!.id
 }

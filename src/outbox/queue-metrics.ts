@@ -2,6 +2,15 @@ import client from 'prom-client'
 import { sql } from '../db/client'
 import { JOB_STATES, QUEUE_NAMES } from './definitions'
 import { queues } from './queues'
+import { workerRegistry } from '../lib/worker-metrics'
+
+/** Counted by the worker's reconciler. */
+export const reconciledItems = new client.Counter({
+  name: 'reconciled_items_total',
+  help: 'Outbox work handed to BullMQ again by the reconciler because its job was lost or spent, by kind (queue, or unrelayed)',
+  labelNames: ['kind'] as const,
+  registers: [workerRegistry],
+})
 
 /** The outbox backlog, its oldest row's age and the queue depths, sampled when Prometheus scrapes `registry`. */
 export function registerQueueGauges(registry: client.Registry) {

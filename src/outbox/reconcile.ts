@@ -2,7 +2,7 @@ import type { JobState } from 'bullmq'
 import { sql } from '../db/client'
 import { logger } from '../lib/logger'
 import { QUEUES, type QueueName } from './definitions'
-import { reconciledItems } from '../lib/worker-metrics'
+import { reconciledItems } from './queue-metrics'
 import type { Queues } from './queues'
 import { addTraced, markRelayed, OutboxRelay, type OutboxRow, toJobs } from './relay'
 

@@ -1,5 +1,5 @@
 import { logger } from '../../lib/logger'
-import { orderBatchSize } from '../../lib/metrics'
+import { orderBatchSize } from './metrics'
 import type { OrderOutcome, OrderRequest } from './batch'
 
 type Pending = { request: OrderRequest; resolve: (outcome: OrderOutcome) => void; reject: (error: unknown) => void }

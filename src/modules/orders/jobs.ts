@@ -1,13 +1,7 @@
 import { type Job, UnrecoverableError } from 'bullmq'
 import { sql } from '../../db/client'
 import { logger } from '../../lib/logger'
-import { ordersConfirmed } from '../../lib/worker-metrics'
-import { formatCents, type Mailer } from '../../lib/mailer'
-import { type ConfirmationFailure, sendOnce, sendOneOnce } from '../../lib/send-once'
 import {
-  type AuditEntry,
-  AuditJob,
-  AuditPayload,
   JOB_NAMES,
   OrderConfirmationJob,
   OrderConfirmationPayload,
@@ -16,11 +10,13 @@ import {
 } from '../../outbox/definitions'
 import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
 import { checked, type HousekeepingTasks, type JobContext, type QueueHandler } from '../../outbox/workers'
+import { type ConfirmationFailure, formatCents, type Mailer, sendOnce, sendOneOnce } from '../notifications/service'
+import { ordersConfirmed } from './metrics'
 import { deleteExpiredIdempotencyKeys } from './place'
 import { moveOrders } from './transition'
 
 // The orders' background work, run by the worker: confirmations (a message, then pending →
-// confirmed), shipped and delivered messages, and the audit log.
+// confirmed), and the shipped and delivered messages.
 
 type OrderForConfirmation = { id: number; status: string; total_cents: string; user_id: number; email: string }
 
@@ -102,31 +98,6 @@ export async function notifyOrder({ orderId, kind }: OrderNotificationPayload, m
 export const jobError = (failure: ConfirmationFailure) =>
   failure.final ? new UnrecoverableError(failure.error.message) : failure.error
 
-/** One order's confirmation, failing as BullMQ expects when it cannot be done now. */
-export async function confirmOrder({ orderId }: { orderId: number }, mailer: Mailer) {
-  const result = await confirmOrders([orderId], mailer)
-  const [failure] = result.failures
-  if (failure) throw jobError(failure)
-  if (result.skipped) return { outcome: 'skipped: order cancelled' }
-  return { outcome: result.sent ? 'sent' : 'already sent' }
-}
-
-/**
- * Writes the audit rows of many jobs in one statement; each entry's key (its outbox row) makes
- * a second run a no-op. (JSON is passed as text: Drizzle replaces postgres.js's JSON serializer
- * on the shared client.)
- */
-export async function writeAudits(entries: AuditEntry[]) {
-  await sql`
-    INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
-    SELECT * FROM unnest(${entries.map((e) => e.key)}::text[], ${entries.map((e) => e.actorId)}::int[],
-      ${entries.map((e) => e.action)}::text[], ${entries.map((e) => e.entity)}::text[],
-      ${entries.map((e) => e.entityId)}::int[], ${entries.map((e) => JSON.stringify(e.details))}::jsonb[])
-    ON CONFLICT (job_key) DO NOTHING`
-}
-
-export const writeAudit = (payload: AuditPayload, key: string) => writeAudits([{ ...payload, key }])
-
 /**
  * A batch job whose orders partly failed: the failed ones go on as jobs of their own (retried,
  * and visible to operators, one order at a time) and the batch is done. A one-order job fails
@@ -148,29 +119,9 @@ async function confirmationBatch(job: Job, { producers }: JobContext, mailer: Ma
   )
 }
 
-/** Audit entries in one statement; when it fails, each entry is retried as a job of its own. */
-async function auditBatch(job: Job, { producers }: JobContext) {
-  const data = checked(job, AuditJob, AuditPayload)
-  const entries = 'entries' in data ? data.entries : [{ ...data, key: job.id! }]
-  try {
-    await writeAudits(entries)
-  } catch (error) {
-    if (entries.length === 1) throw error
-    logger.warn({ err: error, jobId: job.id }, 'audit entries split off for retry')
-    await producers[QUEUES.audit].addBulk(
-      entries.map((entry) => ({
-        name: JOB_NAMES.audit,
-        data: { entries: [entry] },
-        opts: { jobId: `${job.id}-${entry.key}` },
-      })),
-    )
-  }
-}
-
 /** The queues the orders consume. */
 export const orderJobs = (mailer: Mailer): QueueHandler[] => [
   { queue: QUEUES.orderConfirmation, process: (job, context) => confirmationBatch(job, context, mailer) },
-  { queue: QUEUES.audit, process: auditBatch },
   { queue: QUEUES.orderNotification, process: (job) => notifyOrder(checked(job, OrderNotificationPayload), mailer) },
 ]
 
@@ -182,7 +133,6 @@ const orderIdsOf = (row: string) => `coalesce(${row}.payload->'orderIds', jsonb_
 /**
  * For the reconciler: when this module's jobs have had their effect.
  * - a confirmation: none of its orders is still pending (confirmed, or cancelled first);
- * - an audit: every entry's key has its row;
  * - a notification: its message was sent, or the order is gone.
  */
 export const orderEffects: EffectChecks = {
@@ -190,12 +140,6 @@ export const orderEffects: EffectChecks = {
     ELSE NOT EXISTS (
       SELECT 1 FROM orders WHERE status = 'pending' AND id IN (
         SELECT ${payloadInt('x')} FROM jsonb_array_elements_text(${orderIdsOf(row)}) AS x)) END`,
-  [QUEUES.audit]: (row) => `CASE
-    WHEN jsonb_typeof(${row}.payload->'entries') = 'array' THEN NOT EXISTS (
-      SELECT 1 FROM jsonb_array_elements(${row}.payload->'entries') e
-      WHERE jsonb_typeof(e->'key') = 'string'
-        AND NOT EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = e->>'key'))
-    ELSE EXISTS (SELECT 1 FROM audit_logs a WHERE a.job_key = 'outbox-' || ${row}.id) END`,
   [QUEUES.orderNotification]: (row) => `EXISTS (
       SELECT 1 FROM notifications n WHERE n.sent_at IS NOT NULL
         AND n.dedupe_key = 'order-' || (${row}.payload->>'kind') || ':' || (${row}.payload->>'orderId'))

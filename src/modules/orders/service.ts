@@ -2,8 +2,8 @@ import { asc, eq } from 'drizzle-orm'
 import type { Fragment } from 'postgres'
 import { db, sql } from '../../db/client'
 import { orderStatusHistory } from '../../db/schema'
-import { notFound } from '../../lib/errors'
-import { paged } from '../../lib/model'
+import { badRequest, notFound } from '../../lib/errors'
+import { readPage } from '../../lib/model'
 import type { Principal } from '../auth/guard'
 import type { Order, OrderStatus } from './model'
 
@@ -15,17 +15,13 @@ const document = sql`order_document(o, order_items_document(o.id))`
 async function listOrders(conditions: (Fragment | undefined)[], page: number, limit: number, offset: number) {
   const present = conditions.filter((condition) => condition !== undefined)
   const where = present.length ? sql`WHERE ${present.reduce((all, condition) => sql`${all} AND ${condition}`)}` : sql``
-  const [rows, [totals]] = await Promise.all([
-    sql<
-      { order: Order }[]
-    >`SELECT ${document} AS order FROM orders o ${where} ORDER BY o.id DESC LIMIT ${limit} OFFSET ${offset}`,
+  return readPage(
+    sql<{ order: Order }[]>`
+      SELECT ${document} AS order FROM orders o ${where} ORDER BY o.id DESC LIMIT ${limit} OFFSET ${offset}`.then(
+      (rows) => rows.map((row) => row.order),
+    ),
     sql<{ total: number }[]>`SELECT count(*)::int AS total FROM orders o ${where}`,
-  ])
-  return paged(
-    rows.map((row) => row.order),
-    totals?.total ?? 0,
-    page,
-    limit,
+    { page, limit },
   )
 }
 
@@ -71,7 +67,23 @@ export async function getOrder(id: number, viewer: Principal): Promise<Order> {
   return row.order
 }
 
-/** For returns: the one transition mechanism, and order lines merged as orders merge them. */
-export { moveStatus, type Subject } from './transition'
-export type { Transition } from './lifecycle'
-export { mergeLines } from './place'
+/**
+ * Merges lines naming the same product and sorts them by product id (the lock order). With
+ * `maxPerProduct` (orders), a product merged past it is a 400. Orders and returns merge alike.
+ */
+export function mergeLines(
+  items: readonly { product_id: number; quantity: number }[],
+  maxPerProduct = Number.POSITIVE_INFINITY,
+) {
+  const quantities = new Map<number, number>()
+  for (const { product_id, quantity } of items) {
+    const merged = (quantities.get(product_id) ?? 0) + quantity
+    if (merged > maxPerProduct)
+      throw badRequest(
+        `Invalid body: product ${product_id} is ordered ${merged} times; at most ${maxPerProduct} in all`,
+      )
+    quantities.set(product_id, merged)
+  }
+  const productIds = [...quantities.keys()].sort((a, b) => a - b)
+  return { productIds, quantities: productIds.map((id) => quantities.get(id)!) }
+}

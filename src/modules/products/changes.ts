@@ -1,5 +1,5 @@
 import { logger } from '../../lib/logger'
-import { catalogueChangeFeedUp } from '../../lib/metrics'
+import { catalogueChangeFeedUp } from './metrics'
 import { productChangesSince } from './queries'
 
 // Which products changed, as Postgres tells it: while products are read, each process asks every

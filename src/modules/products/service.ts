@@ -2,9 +2,9 @@ import { and, eq, sql } from 'drizzle-orm'
 import { db } from '../../db/client'
 import { products } from '../../db/schema'
 import { badRequest, notFound } from '../../lib/errors'
-import { auditJob } from '../../outbox/definitions'
 import { enqueue, outboxWritten } from '../../outbox/enqueue'
 import { type AuditAction, recordEvent } from '../../outbox/events'
+import { auditJob } from '../audit/service'
 import { catalogueChanged } from './cache'
 import { crossedLowStock, lowStockDetails } from './low-stock'
 import type { CreateProductBody, Product, UpdateProductBody } from './model'
@@ -18,7 +18,7 @@ export const productNotFound = (id: number) => notFound(`Product ${id} not found
 /** After an order or a cancel has committed: the cache drops those products' answers (cache.ts). */
 export { stockChanged } from './cache'
 
-/** For the statements that take stock: the product.low_stock rule in SQL (low-stock.ts). */
+/** For the order writer, which takes stock: the product.low_stock rule in SQL (low-stock.ts). */
 export { lowStockAudits, lowStockCrossings, lowStockEvents } from './low-stock'
 
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>

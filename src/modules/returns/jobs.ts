@@ -1,7 +1,6 @@
 import { UnrecoverableError } from 'bullmq'
 import { sql } from '../../db/client'
-import { formatCents, type Mailer } from '../../lib/mailer'
-import { sendOneOnce } from '../../lib/send-once'
+import { formatCents, type Mailer, sendOneOnce } from '../notifications/service'
 import { QUEUES, ReturnNotificationPayload } from '../../outbox/definitions'
 import { type EffectChecks, payloadInt } from '../../outbox/reconcile'
 import { checked, type QueueHandler } from '../../outbox/workers'

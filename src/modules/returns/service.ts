@@ -1,14 +1,17 @@
 import type { Fragment } from 'postgres'
 import { config } from '../../config'
 import { sql } from '../../db/client'
+import { type Cte, cte, withSteps } from '../../db/cte'
 import { retryOnConflict } from '../../db/retry'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
-import { paged } from '../../lib/model'
+import { readPage } from '../../lib/model'
 import { currentTraceCarrier } from '../../lib/tracing'
-import { JOB_NAMES, QUEUES } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
+import { eventRows, insertEvents, insertOutbox } from '../../outbox/rows'
+import { auditJobRows } from '../audit/service'
 import type { Principal } from '../auth/guard'
-import { getOrder, mergeLines, moveStatus, type Subject, type Transition } from '../orders/service'
+import { moveStatus, type Subject, type Transition } from '../lifecycle/service'
+import { getOrder, mergeLines } from '../orders/service'
 import { stockChanged } from '../products/service'
 import type { CreateReturnBody, ReceiveReturnBody, RejectReturnBody, Return, ReturnStatus } from './model'
 
@@ -22,18 +25,18 @@ export const RETURN_TRANSITIONS: readonly Transition<ReturnStatus>[] = [
 ]
 
 /** Returns move through the same mechanism as orders; the customer hears of received and rejected. */
-const RETURNS: Subject<ReturnStatus> = {
+const RETURNS: Subject<ReturnStatus, 'received' | 'rejected'> = {
   entity: 'return',
   table: 'returns',
   statusType: 'return_status',
   transitions: RETURN_TRANSITIONS,
-  document: () => sql`return_document(row)`,
-  orderId: () => sql`(row).order_id`,
+  events: { received: 'return.received', rejected: 'return.rejected' },
+  document: sql`return_document(row)`,
+  orderId: sql`(row).order_id`,
   history: false,
   notify: {
     statuses: ['received', 'rejected'],
-    queue: QUEUES.returnNotification,
-    name: JOB_NAMES.returnNotification,
+    job: 'returnNotification',
     payload: (to) => sql`jsonb_build_object('returnId', c.id, 'kind', ${to}::text)`,
   },
 }
@@ -94,21 +97,35 @@ export async function requestReturn(orderId: number, body: CreateReturnBody, by:
         SELECT id FROM created`
       // Its event and audit job, in the same transaction (a statement of its own: the one above
       // cannot see its own lines).
-      const [written] = await tx<{ body: Return }[]>`
-        WITH document AS (SELECT r.id, r.order_id, return_document(r) AS body FROM returns r WHERE r.id = ${row!.id}),
-        events_written AS (
-          INSERT INTO events (type, order_id, payload, trace_context)
-          SELECT 'return.requested', order_id, body, ${carrier && JSON.stringify(carrier)}::jsonb FROM document
-        ),
-        jobs AS (
-          INSERT INTO outbox (queue, name, payload, trace_context)
-          SELECT ${QUEUES.audit}, ${JOB_NAMES.audit}, jsonb_build_object('actorId', ${by.id}::int,
-            'action', 'return.requested', 'entity', 'return', 'entityId', d.id, 'details', jsonb_build_object(
-              'orderId', d.order_id, 'byRole', ${by.role}::text, 'items', d.body->'items', 'refundCents', d.body->'refund_cents')),
-            ${carrier && JSON.stringify([carrier])}::jsonb
-          FROM document d
-        )
-        SELECT body FROM document`
+      const trace = carrier && JSON.stringify(carrier)
+      const [written] = await tx<{ body: Return }[]>`${withSteps(
+        [
+          cte(
+            'document',
+            sql`SELECT r.id, r.order_id, return_document(r) AS body FROM returns r WHERE r.id = ${row!.id}`,
+          ),
+          insertEvents(
+            'events_written',
+            eventRows('return.requested', { orderId: sql`order_id`, data: sql`body`, trace, from: sql`document` }),
+          ),
+          insertOutbox(
+            'jobs',
+            auditJobRows(
+              {
+                fact: 'return-requested',
+                actorId: sql`${by.id}::int`,
+                action: 'return.requested',
+                entity: 'return',
+                entityId: sql`d.id`,
+                details: sql`jsonb_build_object('orderId', d.order_id, 'byRole', ${by.role}::text,
+                  'items', d.body->'items', 'refundCents', d.body->'refund_cents')`,
+              },
+              { from: sql`document d`, traces: carrier && JSON.stringify([carrier]) },
+            ),
+          ),
+        ],
+        sql`SELECT body FROM document`,
+      )}`
       return written!.body
     }),
   )
@@ -125,9 +142,9 @@ async function moveReturn(
   to: 'received' | 'rejected',
   by: Principal,
   note: string | undefined,
-  more: { also?: Fragment; details?: Fragment } = {},
+  more: { also?: Cte[]; details?: Fragment } = {},
 ) {
-  const [row] = await moveStatus(RETURNS, { ids: [id], to, by, note, set: sql`, note = ${note ?? null}`, ...more })
+  const [row] = await moveStatus(RETURNS, { ids: [id], to, by, note, set: [sql`note = ${note ?? null}`], ...more })
   if (!row) throw notFound(`Return ${id} not found`)
   if (!row.moved)
     throw new HttpError(
@@ -153,20 +170,23 @@ export async function receiveReturn(id: number, body: ReceiveReturnBody, by: Pri
     body.note,
     restock
       ? {
-          also: sql`
-            locked AS (
-              SELECT p.id FROM products p
-              JOIN return_items i ON i.product_id = p.id JOIN changed c ON c.id = i.return_id
-              WHERE p.deleted_at IS NULL
-              ORDER BY p.id
-              FOR UPDATE OF p
+          also: [
+            cte(
+              'locked',
+              sql`SELECT p.id FROM products p
+                JOIN return_items i ON i.product_id = p.id JOIN changed c ON c.id = i.return_id
+                WHERE p.deleted_at IS NULL
+                ORDER BY p.id
+                FOR UPDATE OF p`,
             ),
-            restocked AS (
-              UPDATE products p SET inventory = p.inventory + i.quantity, updated_at = now()
-              FROM return_items i, changed c, locked l
-              WHERE i.return_id = c.id AND p.id = i.product_id AND p.id = l.id AND p.deleted_at IS NULL
-              RETURNING p.id AS product_id, i.quantity
-            ),`,
+            cte(
+              'restocked',
+              sql`UPDATE products p SET inventory = p.inventory + i.quantity, updated_at = now()
+                FROM return_items i, changed c, locked l
+                WHERE i.return_id = c.id AND p.id = i.product_id AND p.id = l.id AND p.deleted_at IS NULL
+                RETURNING p.id AS product_id, i.quantity`,
+            ),
+          ],
           details: sql`jsonb_build_object('restocked', coalesce(
             (SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity) ORDER BY r.product_id)
               FROM restocked r), '[]'::jsonb))`,
@@ -200,15 +220,12 @@ export async function listReturns(
   { page, limit, offset }: { page: number; limit: number; offset: number },
 ) {
   const where = status ? sql`WHERE r.status = ${status}` : sql``
-  const [rows, [totals]] = await Promise.all([
+  return readPage(
     sql<{ body: Return }[]>`
-      SELECT return_document(r) AS body FROM returns r ${where} ORDER BY r.id DESC LIMIT ${limit} OFFSET ${offset}`,
+      SELECT return_document(r) AS body FROM returns r ${where} ORDER BY r.id DESC LIMIT ${limit} OFFSET ${offset}`.then(
+      (rows) => rows.map((row) => row.body),
+    ),
     sql<{ total: number }[]>`SELECT count(*)::int AS total FROM returns r ${where}`,
-  ])
-  return paged(
-    rows.map((row) => row.body),
-    totals?.total ?? 0,
-    page,
-    limit,
+    { page, limit },
   )
 }

@@ -1,5 +1,14 @@
 import client from 'prom-client'
 import { sql } from '../../db/client'
+import { workerRegistry } from '../../lib/worker-metrics'
+
+/** Counted by the worker's deliveries. */
+export const webhookAttempts = new client.Counter({
+  name: 'webhook_attempts_total',
+  help: 'Webhook delivery attempts, by outcome (succeeded, retrying, failed: out of attempts, gone: 410, skipped: endpoint disabled)',
+  labelNames: ['outcome'] as const,
+  registers: [workerRegistry],
+})
 
 /** webhook_endpoints_auto_disabled: endpoints the deliveries turned off, sampled when Prometheus scrapes. */
 export function registerWebhookGauges(registry: client.Registry) {

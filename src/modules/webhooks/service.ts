@@ -5,9 +5,10 @@ import { db } from '../../db/client'
 import { events, webhookDeliveries, webhookEndpoints } from '../../db/schema'
 import { JOB_NAMES, jobIdForDelivery, type OutboxJob, QUEUES } from '../../outbox/definitions'
 import { enqueue, outboxWritten } from '../../outbox/enqueue'
+import { recordEvent, TEST_EVENT } from '../../outbox/events'
 import { queues } from '../../outbox/queues'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
-import { paged } from '../../lib/model'
+import { readPage } from '../../lib/model'
 import { resolveTarget } from '../../lib/public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
 
@@ -151,13 +152,10 @@ const deliveryJob = (deliveryId: number): OutboxJob => ({
 export async function sendTestEvent(id: number) {
   await enabledEndpoint(id)
   const deliveryId = await db.transaction(async (tx) => {
-    const [event] = await tx
-      .insert(events)
-      .values({ type: 'webhook.test', payload: { webhook_id: id, message: 'A test event from the Order API' } })
-      .returning({ id: events.id })
+    const eventId = await recordEvent(tx, TEST_EVENT, { webhook_id: id, message: 'A test event from the Order API' })
     const [delivery] = await tx
       .insert(webhookDeliveries)
-      .values({ endpointId: id, eventId: event!.id })
+      .values({ endpointId: id, eventId })
       .returning({ id: webhookDeliveries.id })
     await enqueue(tx, [deliveryJob(delivery!.id)])
     return delivery!.id
@@ -175,7 +173,7 @@ export async function listDeliveries(
     eq(webhookDeliveries.endpointId, id),
     query.status ? eq(webhookDeliveries.status, query.status) : undefined,
   )
-  const [rows, [totals]] = await Promise.all([
+  return readPage(
     db
       .select({ delivery: webhookDeliveries, eventType: events.type })
       .from(webhookDeliveries)
@@ -183,14 +181,10 @@ export async function listDeliveries(
       .where(where)
       .orderBy(desc(webhookDeliveries.id))
       .limit(query.limit)
-      .offset(query.offset),
+      .offset(query.offset)
+      .then((rows) => rows.map((row) => toDelivery({ ...row.delivery, eventType: row.eventType }))),
     db.select({ total: count() }).from(webhookDeliveries).where(where),
-  ])
-  return paged(
-    rows.map((row) => toDelivery({ ...row.delivery, eventType: row.eventType })),
-    totals?.total ?? 0,
-    query.page,
-    query.limit,
+    query,
   )
 }
 
