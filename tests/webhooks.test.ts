@@ -6,7 +6,7 @@ import { queues } from '../src/outbox/queues'
 import { OutboxRelay } from '../src/outbox/relay'
 import { housekeeping, startWorkers } from '../src/worker'
 import { config } from '../src/config'
-import { type Resolver, useResolver } from '../src/lib/public-address'
+import { type Resolver, useResolver } from '../src/modules/webhooks/public-address'
 import { createWebhook } from '../src/modules/webhooks/service'
 import {
   call,

@@ -1,4 +1,4 @@
-import { relations, sql } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
 import {
   bigint,
   boolean,
@@ -509,9 +509,3 @@ export const exportChunks = pgTable(
   },
   (table) => [primaryKey({ name: 'export_chunks_pkey', columns: [table.exportId, table.seq] })],
 )
-
-export const ordersRelations = relations(orders, ({ many }) => ({ items: many(orderItems) }))
-
-export const orderItemsRelations = relations(orderItems, ({ one }) => ({
-  order: one(orders, { fields: [orderItems.orderId], references: [orders.id] }),
-}))

@@ -1,8 +1,6 @@
-import { Elysia } from 'elysia'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible'
 import { config } from '../config'
 import { redis, whenRedisReady } from './redis'
-import { clientAddress } from './client-address'
 import { HttpError } from './errors'
 
 export class TooManyRequests extends HttpError {
@@ -14,13 +12,18 @@ export class TooManyRequests extends HttpError {
   }
 }
 
+/** A named limit: `consume(key)` counts one attempt, and over the limit throws TooManyRequests. */
+export type Limit = { consume(key: string): Promise<void> }
+
 /**
- * Counted in Redis, so a limit holds across API replicas. While Redis is down an in-memory
- * limiter of the same size stands in, per process, rather than letting every attempt through.
+ * A limit of `points` per `duration` seconds for each key, counted in Redis, so that it holds
+ * across API replicas. While Redis is down an in-memory limiter of the same size stands in, per
+ * process, rather than letting every attempt through. `what` names the attempts in the 429.
+ * The features declare their own limits (auth's attempts, the catalogue's uncached searches).
  */
-function sharedLimiter(name: string, points: number, duration: number) {
+export function sharedLimit(name: string, points: number, duration: number, what: string): Limit {
   let limiter: RateLimiterRedis | undefined
-  return () =>
+  const shared = () =>
     (limiter ??= new RateLimiterRedis({
       storeClient: redis(),
       keyPrefix: `${config.QUEUE_PREFIX}:rate-limit:${name}`,
@@ -32,10 +35,8 @@ function sharedLimiter(name: string, points: number, duration: number) {
       inMemoryBlockDuration: duration,
       insuranceLimiter: new RateLimiterMemory({ points, duration }),
     }))
+  return { consume: (key) => consume(shared(), key, what) }
 }
-
-const authLimiter = sharedLimiter('auth', config.RATE_LIMIT_AUTH_MAX, config.RATE_LIMIT_AUTH_WINDOW_SECONDS)
-const searchLimiter = sharedLimiter('search', config.RATE_LIMIT_SEARCH_MAX, config.RATE_LIMIT_SEARCH_WINDOW_SECONDS)
 
 async function consume(limiter: RateLimiterRedis, key: string, what: string) {
   try {
@@ -48,22 +49,3 @@ async function consume(limiter: RateLimiterRedis, key: string, what: string) {
     throw rejection
   }
 }
-
-/**
- * Counts one attempt of `bucket` from `address`; over the limit throws TooManyRequests.
- * Login, register and the dashboard's password check count here.
- */
-export const countAttempt = (bucket: string, address: string) =>
-  consume(authLimiter(), `${bucket}:${address}`, 'attempts')
-
-/** Counts a catalogue read that no cached answer could serve (each costs Postgres a query). */
-export const countUncachedSearch = (address: string) => consume(searchLimiter(), address, 'searches')
-
-/** `rateLimit: 'login'` counts a route's attempts per client address; over the limit → 429 with Retry-After. */
-export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
-  rateLimit: (bucket: string) => ({
-    // After validation: only well-formed attempts (the ones that could guess a password or
-    // create an account) are counted; malformed ones are refused with 400 anyway.
-    beforeHandle: ({ request, server }) => countAttempt(bucket, clientAddress(request, server)),
-  }),
-})

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { queues } from '../../outbox/queues'
 import { logger } from '../../lib/logger'
 import { clientAddress } from '../../lib/client-address'
-import { countAttempt } from '../../lib/rate-limit'
+import { countAttempt } from '../auth/guard'
 import { accountStamp, verifyCredentialsWithHash } from '../auth/service'
 
 export const DASHBOARD_PATH = '/admin/queues'

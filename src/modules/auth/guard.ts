@@ -2,7 +2,9 @@ import { jwt } from '@elysia/jwt'
 import { Elysia } from 'elysia'
 import { LRUCache } from 'lru-cache'
 import { config } from '../../config'
+import { clientAddress } from '../../lib/client-address'
 import { forbidden, unauthorized } from '../../lib/errors'
+import { sharedLimit } from '../../lib/rate-limit'
 import type { Role } from './model'
 import { sessionRole } from './revocation'
 import { ACCESS_TOKEN_SECONDS } from './sessions'
@@ -66,5 +68,20 @@ export const authGuard = new Elysia({ name: 'auth-guard' }).use(tokens).macro({
       if (!principal) throw unauthorized()
       return { principal }
     },
+  }),
+})
+
+/** Sign-in attempts (login, register, refresh, password changes, the dashboard's password check) per client address. */
+const attempts = sharedLimit('auth', config.RATE_LIMIT_AUTH_MAX, config.RATE_LIMIT_AUTH_WINDOW_SECONDS, 'attempts')
+
+/** Counts one attempt of `bucket` from `address`; over the limit throws TooManyRequests (429). */
+export const countAttempt = (bucket: string, address: string) => attempts.consume(`${bucket}:${address}`)
+
+/** `rateLimit: 'login'` counts a route's attempts per client address; over the limit → 429 with Retry-After. */
+export const rateLimit = new Elysia({ name: 'rate-limit' }).macro({
+  rateLimit: (bucket: string) => ({
+    // After validation: only well-formed attempts (the ones that could guess a password or
+    // create an account) are counted; malformed ones are refused with 400 anyway.
+    beforeHandle: ({ request, server }) => countAttempt(bucket, clientAddress(request, server)),
   }),
 })

@@ -1,9 +1,8 @@
 import { Elysia } from 'elysia'
 import { clientAddress } from '../../lib/client-address'
 import { errorResponses, IdParams, emptyResponse } from '../../lib/model'
-import { rateLimit } from '../../lib/rate-limit'
 import { notFound, unauthorized } from '../../lib/errors'
-import { authGuard } from './guard'
+import { authGuard, rateLimit } from './guard'
 import {
   AuthResponse,
   Credentials,

@@ -26,7 +26,7 @@ function forget(sessionIds: number[]) {
   for (const id of sessionIds) remembered.delete(id)
 }
 
-/** Hears the other processes' revocations (server.ts, before startBroadcasts); until then nothing is remembered. */
+/** Hears the other processes' revocations (startApp in app.ts, before startBroadcasts); until then nothing is remembered. */
 export function followRevocations() {
   listen(CHANNEL, {
     onMessage: (ids) => {

@@ -3,7 +3,7 @@ import { Elysia } from 'elysia'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { ErrorResponse } from '../../lib/model'
-import { normalizeOpenApi } from '../../lib/openapi'
+import { normalizeOpenApi } from './openapi'
 
 export const DOCS_PATH = '/swagger'
 

@@ -112,7 +112,7 @@ function forgetAll() {
 let following = false
 
 /**
- * Follows what changes the catalogue (server.ts, before startBroadcasts): polls of Postgres while
+ * Follows what changes the catalogue (startApp in app.ts, before startBroadcasts): polls of Postgres while
  * the catalogue is read, and the other processes' broadcasts. Until then every answer lives 1 s.
  */
 export function followCatalogueChanges() {

@@ -1,13 +1,13 @@
 import { Elysia } from 'elysia'
 import { Type as t } from '@sinclair/typebox'
 import { clientAddress } from '../../lib/client-address'
-import { CATALOGUE_CACHE_CONTROL, conditionalJson } from '../../lib/http-cache'
-import { countUncachedSearch } from '../../lib/rate-limit'
+import { CATALOGUE_CACHE_CONTROL, conditionalJson } from './http-cache'
 import { errorResponses, IdParams, emptyResponse, pageOf } from '../../lib/model'
 import { authGuard } from '../auth/guard'
 import { cachedPage, cachedProduct } from './cache'
 import { CreateProductBody, ListProductsQuery, Product, UpdateProductBody } from './model'
 import { catalogueQuery } from './queries'
+import { countUncachedSearch } from './search-limit'
 import { createProduct, deleteProduct, productNotFound, updateProduct } from './service'
 
 const notModified = emptyResponse('Not modified: the If-None-Match ETag is current')

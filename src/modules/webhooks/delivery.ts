@@ -4,7 +4,7 @@ import { config } from '../../config'
 import { sql } from '../../db/client'
 import { webhookAttempts } from './metrics'
 import { logger } from '../../lib/logger'
-import { pinnedRequest, resolveTarget } from '../../lib/public-address'
+import { pinnedRequest, resolveTarget } from './public-address'
 import { clientSpan } from '../../lib/tracing'
 
 /**

@@ -9,7 +9,7 @@ import { recordEvent, TEST_EVENT } from '../../outbox/events'
 import { queues } from '../../outbox/queues'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
 import { readPage } from '../../lib/model'
-import { resolveTarget } from '../../lib/public-address'
+import { resolveTarget } from './public-address'
 import type { CreateWebhookBody, UpdateWebhookBody, Webhook } from './model'
 
 type EndpointRow = typeof webhookEndpoints.$inferSelect
