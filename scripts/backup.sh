@@ -3,7 +3,7 @@
 # backups/); the file's path is the last line printed. The dump reads one consistent snapshot,
 # so orders go on being placed meanwhile. BACKUP_DATABASE_URL (environment or .env), when set, is
 # read instead: a streaming replica of the same database, so that the dump's long transaction is
-# not on the primary (README § Backups). Arguments go to pg_dump as they are (--snapshot=…, say).
+# not on the primary (docs/backups.md). Arguments go to pg_dump as they are (--snapshot=…, say).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,7 +17,7 @@ file="$(cd "$dir" && pwd)/$name-$(date -u +%Y%m%dT%H%M%SZ).dump"
 say "backing up $name to $file"
 # Written under another name first: a dump cut short never looks like a backup. At the lowest
 # CPU priority: most of pg_dump's own CPU is compression, which should yield to the services on
-# a shared machine (the server's side of the dump cannot be reniced: README § Backups).
+# a shared machine (the server's side of the dump cannot be reniced: docs/backups.md).
 nice -n 19 pg_dump --format=custom --no-owner --no-privileges --dbname="$url" --file="$file.partial" "$@"
 mv "$file.partial" "$file"
 echo "$file"

@@ -9,7 +9,7 @@ import { createProducerConnection } from '../src/lib/redis'
 import { call, registerCustomer, sql, waitFor } from './helpers'
 import { startApi, startWorker, stopServices } from './processes'
 
-// The retention rules of README § Data retention that other files do not already prove.
+// The retention rules of docs/retention.md that other files do not already prove.
 
 const connection = createProducerConnection(process.env.REDIS_URL)
 afterEach(stopServices)
