@@ -65,6 +65,23 @@ export async function createAdmin() {
   return { token: reply.body.token as string, user: reply.body.user }
 }
 
+/** A signed-in account as the tests hold it. */
+export type Account = { token: string; user: { id: number; email: string; role: string } }
+
+/**
+ * The cast most test files start with: an admin and the named customers (each registered under
+ * a unique address made from its name), created at once.
+ */
+export async function shopWith<const Names extends readonly string[]>(
+  ...customers: Names
+): Promise<{ admin: Account } & Record<Names[number], Account>> {
+  const [admin, ...registered] = await Promise.all([createAdmin(), ...customers.map((name) => registerCustomer(name))])
+  return Object.fromEntries([
+    ['admin', admin],
+    ...customers.map((name, i) => [name, registered[i]!]),
+  ]) as { admin: Account } & Record<Names[number], Account>
+}
+
 export async function createProduct(adminToken: string, fields: Record<string, unknown> = {}) {
   const reply = await call('POST', '/api/products', {
     token: adminToken,

@@ -4,23 +4,21 @@ import {
   call,
   countRows,
   countWhere,
-  createAdmin,
+  type Account,
   createProduct,
   expectError,
   inventoryOf,
-  registerCustomer,
+  shopWith,
   sql,
   outboxItems,
 } from './helpers'
 
-let admin: { token: string; user: { id: number } }
-let alice: { token: string; user: { id: number } }
-let bob: { token: string; user: { id: number } }
+let admin: Account
+let alice: Account
+let bob: Account
 
 beforeAll(async () => {
-  admin = await createAdmin()
-  alice = await registerCustomer('idem-alice')
-  bob = await registerCustomer('idem-bob')
+  ;({ admin, alice, bob } = await shopWith('alice', 'bob'))
 })
 
 let keyCounter = 0

@@ -6,11 +6,11 @@ import {
   call,
   CountingMailer,
   countWhere,
-  createAdmin,
+  type Account,
   createProduct,
   expectError,
   inventoryOf,
-  registerCustomer,
+  shopWith,
   sql,
   outboxItems,
 } from './helpers'
@@ -18,15 +18,13 @@ import {
 // The order lifecycle through HTTP: every allowed move, every refused one, who may make it,
 // and what each move leaves behind (history, audit and notification jobs, events).
 
-let admin: { token: string; user: { id: number } }
-let owner: { token: string; user: { id: number; email: string } }
-let stranger: { token: string }
+let admin: Account
+let owner: Account
+let stranger: Account
 let productId: number
 
 beforeAll(async () => {
-  admin = await createAdmin()
-  owner = await registerCustomer('lifecycle')
-  stranger = await registerCustomer('stranger')
+  ;({ admin, owner, stranger } = await shopWith('owner', 'stranger'))
   productId = (await createProduct(admin.token, { inventory: 10_000 })).id
 })
 

@@ -1,14 +1,21 @@
 import { beforeAll, describe, expect, test } from 'bun:test'
-import { call, countRows, createAdmin, createProduct, expectError, inventoryOf, registerCustomer } from './helpers'
+import {
+  type Account,
+  call,
+  countRows,
+  createProduct,
+  expectError,
+  inventoryOf,
+  registerCustomer,
+  shopWith,
+} from './helpers'
 
-let admin: { token: string; user: { id: number } }
-let alice: { token: string; user: { id: number } }
-let bob: { token: string; user: { id: number } }
+let admin: Account
+let alice: Account
+let bob: Account
 
 beforeAll(async () => {
-  admin = await createAdmin()
-  alice = await registerCustomer('alice')
-  bob = await registerCustomer('bob')
+  ;({ admin, alice, bob } = await shopWith('alice', 'bob'))
 })
 
 const order = (token: string, items: unknown, extra: Record<string, unknown> = {}) =>

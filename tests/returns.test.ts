@@ -7,11 +7,11 @@ import { startWorkers } from '../src/worker'
 import {
   CountingMailer,
   call,
-  createAdmin,
+  type Account,
   createProduct,
   expectError,
   inventoryOf,
-  registerCustomer,
+  shopWith,
   sql,
   waitFor,
   outboxItems,
@@ -21,10 +21,9 @@ import { webhookReceiver } from './webhook-receiver'
 // Returns of delivered orders: requested by the owner or an admin, then received (restocked
 // exactly once) or rejected, each change audited, sent as a webhook and told to the customer.
 
-type Session = { token: string; user: { id: number } }
-let admin: Session
-let owner: Session
-let stranger: Session
+let admin: Account
+let owner: Account
+let stranger: Account
 let relay: OutboxRelay | undefined
 let workers: ReturnType<typeof startWorkers> | undefined
 const receiver = webhookReceiver().start()
@@ -32,9 +31,7 @@ const receiver = webhookReceiver().start()
 let hookSecret = ''
 
 beforeAll(async () => {
-  admin = await createAdmin()
-  owner = await registerCustomer('returns')
-  stranger = await registerCustomer('returns-stranger')
+  ;({ admin, owner, stranger } = await shopWith('owner', 'stranger'))
 })
 
 afterAll(async () => {

@@ -45,8 +45,10 @@ export type JobKind = keyof typeof JOBS
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const
 
 // Payload schemas: the types for the producer, and what the worker checks a job against.
-// The outbox holds one row per order and audit entry; the relay hands them to BullMQ in batch
-// jobs (see relay.ts), so that the worker confirms and audits many orders per round trip.
+// A statement's outbox row carries all its orders or audit entries (OrderConfirmationJob,
+// AuditJob below); the relay packs consecutive rows into batch jobs (see relay.ts), so that the
+// worker confirms and audits many orders per round trip. The single shapes here are a row of one
+// audit entry (keyed by its row) and what older APIs queued.
 export const OrderConfirmationPayload = t.Object({ orderId: t.Integer({ minimum: 1 }) })
 export type OrderConfirmationPayload = Static<typeof OrderConfirmationPayload>
 
@@ -90,7 +92,7 @@ export const OrderConfirmationJob = t.Object({
   orderIds: t.Array(t.Integer({ minimum: 1 }), { minItems: 1, maxItems: MAX_ROWS_PER_JOB }),
 })
 export type OrderConfirmationJob = Static<typeof OrderConfirmationJob>
-/** An audit entry and its key (its outbox row's job id), which makes a second write a no-op. */
+/** An audit entry and its key (the fact's, or its outbox row's: modules/audit), which makes a second write a no-op. */
 export const AuditEntry = t.Composite([AuditPayload, t.Object({ key: t.String({ minLength: 1, maxLength: 64 }) })])
 export type AuditEntry = Static<typeof AuditEntry>
 export const AuditJob = t.Object({ entries: t.Array(AuditEntry, { minItems: 1, maxItems: MAX_ROWS_PER_JOB }) })

@@ -31,8 +31,9 @@ export type OutboxRow = {
 /**
  * Confirmation and audit rows travel many to a job (up to MAX_ROWS_PER_JOB orders or entries,
  * named after the rows they carry), so the worker handles a pass's orders in a few round trips.
- * A row holds one order (a lone order, a cancellation, a product change) or a whole batch of
- * orders (see orders/batch.ts). Other rows go one to a job.
+ * A row holds the orders of one statement (`{orderIds}`, `{entries}`: see orders/placement.ts),
+ * or one audit entry keyed by the row (a product change, a low-stock crossing), or, queued by an
+ * older API, one order. Other rows go one to a job.
  */
 export function toJobs(queue: QueueName, rows: OutboxRow[]) {
   const job = (chunk: OutboxRow[], data: unknown) => ({

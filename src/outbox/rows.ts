@@ -1,6 +1,8 @@
 import type { Fragment } from 'postgres'
 import { sql } from '../db/client'
 import { type Cte, cte, joined } from '../db/cte'
+import { into } from '../db/names'
+import { events, outbox } from '../db/schema'
 import { JOBS, type JobKind } from './definitions'
 import type { Change } from './events'
 
@@ -46,11 +48,15 @@ export const outboxRows = (
 ): OutboxRows =>
   rows(sql`SELECT ${JOBS[kind].queue}::text, ${JOBS[kind].name}::text, ${payload}, (${traces})::jsonb ${source(from)}`)
 
+// The columns every builder's SELECT yields, in this order.
+const EVENT_COLUMNS = into(events, ['type', 'orderId', 'payload', 'traceContext'])
+const OUTBOX_COLUMNS = into(outbox, ['queue', 'name', 'payload', 'traceContext'])
+
 /** The step that writes the events: each fans out to the webhooks subscribed to its type (trigger). */
 export const insertEvents = (name: string, ...events: EventRows[]): Cte =>
   cte(
     name,
-    sql`INSERT INTO events (type, order_id, payload, trace_context) ${joined(
+    sql`INSERT INTO ${EVENT_COLUMNS} ${joined(
       events.map((e) => e.select),
       'UNION ALL',
     )}`,
@@ -60,7 +66,7 @@ export const insertEvents = (name: string, ...events: EventRows[]): Cte =>
 export const insertOutbox = (name: string, ...jobs: OutboxRows[]): Cte =>
   cte(
     name,
-    sql`INSERT INTO outbox (queue, name, payload, trace_context) ${joined(
+    sql`INSERT INTO ${OUTBOX_COLUMNS} ${joined(
       jobs.map((j) => j.select),
       'UNION ALL',
     )}`,

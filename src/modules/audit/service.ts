@@ -1,6 +1,8 @@
 import type { Fragment } from 'postgres'
 import { sql } from '../../db/client'
 import { type Cte, cte } from '../../db/cte'
+import { into } from '../../db/names'
+import { auditLogs } from '../../db/schema'
 import { type AuditEntry, type AuditPayload, JOBS, type OutboxJob } from '../../outbox/definitions'
 import type { Change } from '../../outbox/events'
 import { outboxRows } from '../../outbox/rows'
@@ -13,6 +15,8 @@ import { outboxRows } from '../../outbox/rows'
 // it is: `<entity>-<change>:<id>` (`order-placed:7`, `order-shipped:7`, `return-requested:3`),
 // whichever path wrote it. A fact that can happen again (a product's update, a low-stock
 // crossing) is keyed by the outbox row that carries it (`outbox-<id>`, given by the relay).
+
+const AUDIT_LOG_COLUMNS = into(auditLogs, ['jobKey', 'actorId', 'action', 'entity', 'entityId', 'details'])
 
 /** SQL of one entry's fields (expressions over the statement's own rows). */
 type EntrySql = {
@@ -49,7 +53,7 @@ export const auditJobRows = (
 export const insertAuditLogs = (name: string, entry: EntrySql, { from }: { from: Fragment }): Cte =>
   cte(
     name,
-    sql`INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
+    sql`INSERT INTO ${AUDIT_LOG_COLUMNS}
       SELECT ${`${entry.fact}:`}::text || (${entry.entityId}), (${entry.actorId})::int, ${entry.action}::text,
         ${entry.entity}::text, ${entry.entityId}, ${entry.details}
       FROM ${from}
@@ -66,7 +70,7 @@ export const auditJob = (payload: AuditPayload): OutboxJob => ({ ...JOBS.audit, 
  */
 export async function writeAudits(entries: AuditEntry[]) {
   await sql`
-    INSERT INTO audit_logs (job_key, actor_id, action, entity, entity_id, details)
+    INSERT INTO ${AUDIT_LOG_COLUMNS}
     SELECT * FROM unnest(${entries.map((e) => e.key)}::text[], ${entries.map((e) => e.actorId)}::int[],
       ${entries.map((e) => e.action)}::text[], ${entries.map((e) => e.entity)}::text[],
       ${entries.map((e) => e.entityId)}::int[], ${entries.map((e) => JSON.stringify(e.details))}::jsonb[])

@@ -1,7 +1,9 @@
 import type { Fragment } from 'postgres'
 import { sql } from '../../db/client'
 import { type Cte, cte, joined, withSteps } from '../../db/cte'
+import { into } from '../../db/names'
 import { retryOnConflict } from '../../db/retry'
+import { orderStatusHistory } from '../../db/schema'
 import { currentTraceCarrier } from '../../lib/tracing'
 import type { JobKind } from '../../outbox/definitions'
 import { outboxWritten } from '../../outbox/enqueue'
@@ -66,6 +68,8 @@ export type Move<To extends string> = {
   details?: Fragment
 }
 
+const HISTORY_COLUMNS = into(orderStatusHistory, ['orderId', 'fromStatus', 'toStatus', 'actorId', 'actorRole', 'note'])
+
 const moverOf = (by: By): Mover => (by === 'worker' ? 'worker' : by.role === 'admin' ? 'admin' : 'owner')
 
 /**
@@ -124,7 +128,7 @@ export async function moveStatus<S extends string, To extends S>(
         subject.history &&
           cte(
             'history',
-            sql`INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role, note)
+            sql`INSERT INTO ${HISTORY_COLUMNS}
               SELECT id, from_status, ${to}, ${actor.id}::int, ${actor.role}::user_role, ${note ?? null} FROM changed`,
           ),
         insertEvents(

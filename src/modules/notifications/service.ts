@@ -1,6 +1,8 @@
 import nodemailer from 'nodemailer'
 import { config } from '../../config'
 import { sql } from '../../db/client'
+import { into } from '../../db/names'
+import { notifications } from '../../db/schema'
 import { logger } from '../../lib/logger'
 
 // Messages to customers (confirmations, shipped and delivered, returns): how they are delivered
@@ -46,6 +48,16 @@ export class SmtpMailer implements Mailer {
 export const createMailer = (): Mailer =>
   config.SMTP_URL ? new SmtpMailer(config.SMTP_URL, config.MAIL_FROM) : new LogMailer()
 
+const NOTIFICATION_COLUMNS = into(notifications, [
+  'dedupeKey',
+  'userId',
+  'orderId',
+  'transport',
+  'recipient',
+  'subject',
+  'body',
+])
+
 /** An order whose message could not be sent in this run; `final` ones are never retried. */
 export type ConfirmationFailure = { orderId: number; error: Error; final: boolean }
 
@@ -62,7 +74,7 @@ export type Outgoing = { dedupeKey: string; orderId: number; userId: number; mes
 export async function sendOnce(outgoing: Outgoing[], mailer: Mailer) {
   const byKey = new Map(outgoing.map((item) => [item.dedupeKey, item]))
   const claimed = await sql<Claim[]>`
-    INSERT INTO notifications (dedupe_key, user_id, order_id, transport, recipient, subject, body)
+    INSERT INTO ${NOTIFICATION_COLUMNS}
     SELECT * FROM unnest(${outgoing.map((o) => o.dedupeKey)}::text[], ${outgoing.map((o) => o.userId)}::int[],
       ${outgoing.map((o) => o.orderId)}::int[], ${outgoing.map(() => mailer.transport)}::text[],
       ${outgoing.map((o) => o.message.to)}::text[], ${outgoing.map((o) => o.message.subject)}::text[],

@@ -1,6 +1,8 @@
 import type { TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
+import { into } from '../../db/names'
 import { retryOnConflict } from '../../db/retry'
+import { idempotencyKeys } from '../../db/schema'
 import { conflict, HttpError } from '../../lib/errors'
 import type { TraceCarrier } from '../../lib/tracing'
 import { productNotFound } from '../products/service'
@@ -43,6 +45,8 @@ type StoredKey = {
 }
 
 export const IDEMPOTENCY_WINDOW_HOURS = 24
+
+const KEY_COLUMNS = into(idempotencyKeys, ['userId', 'key', 'requestHash', 'responseStatus', 'responseBody'])
 
 /** A request as the writer takes it. */
 export const toWrite = (request: OrderRequest): OrderToWrite => ({
@@ -163,7 +167,7 @@ async function claimKeys(tx: TransactionSql, requests: OrderRequest[], keyed: nu
   const keys = keyed.map((index) => requests[index]!.idempotencyKey!)
   const hashes = keyed.map((index) => requests[index]!.requestHash!)
   const claimed = await tx<{ user_id: number; key: string }[]>`
-    INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
+    INSERT INTO ${KEY_COLUMNS}
     SELECT k.user_id, k.key, k.request_hash, 0, 'null'
     FROM unnest(${users}::int[], ${keys}::text[], ${hashes}::text[]) WITH ORDINALITY AS k(user_id, key, request_hash, n)
     ORDER BY k.n

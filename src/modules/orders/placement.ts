@@ -1,6 +1,8 @@
 import type { Sql, TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
 import { cte, withSteps } from '../../db/cte'
+import { into } from '../../db/names'
+import { orderItems, orders, orderStatusHistory } from '../../db/schema'
 import type { TraceCarrier } from '../../lib/tracing'
 import { eventRows, insertEvents, insertOutbox, outboxRows } from '../../outbox/rows'
 import { lowStockAudits, lowStockCrossings, lowStockEvents } from '../products/service'
@@ -14,6 +16,11 @@ import type { Order, ShippingAddress } from './model'
 // - one confirmation job `{orderIds}` and one audit job `{entries}` for all the statement's
 //   orders, each entry keyed `order-placed:<id>` (the fact, not the row that carries it);
 // - the product.low_stock event and audit job of every product it took across its threshold.
+
+// What the statement writes, named from the schema.
+const ORDER_COLUMNS = into(orders, ['id', 'userId', 'totalCents', 'shippingAddress'])
+const HISTORY_COLUMNS = into(orderStatusHistory, ['orderId', 'fromStatus', 'toStatus', 'actorId', 'actorRole'])
+const LINE_COLUMNS = into(orderItems, ['orderId', 'productId', 'name', 'unitPriceCents', 'quantity', 'lineTotalCents'])
 
 /** One order to write: its lines merged and sorted by product id (the lock order). */
 export type OrderToWrite = {
@@ -94,7 +101,7 @@ export async function writeOrders(
       ),
       cte(
         'placed',
-        sql`INSERT INTO orders (id, user_id, total_cents, shipping_address) OVERRIDING SYSTEM VALUE
+        sql`INSERT INTO ${ORDER_COLUMNS} OVERRIDING SYSTEM VALUE
           SELECT o.id, o.user_id, sum(t.price_cents::bigint * r.quantity), o.shipping_address
           FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
           GROUP BY o.id, o.user_id, o.shipping_address
@@ -102,12 +109,12 @@ export async function writeOrders(
       ),
       cte(
         'history',
-        sql`INSERT INTO order_status_history (order_id, from_status, to_status, actor_id, actor_role)
+        sql`INSERT INTO ${HISTORY_COLUMNS}
           SELECT id, NULL, 'pending', user_id, 'customer' FROM placed`,
       ),
       cte(
         'lines',
-        sql`INSERT INTO order_items (order_id, product_id, name, unit_price_cents, quantity, line_total_cents)
+        sql`INSERT INTO ${LINE_COLUMNS}
           SELECT o.id, r.product_id, t.name, t.price_cents, r.quantity, t.price_cents::bigint * r.quantity
           FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
           RETURNING *`,

@@ -2,7 +2,9 @@ import type { Fragment } from 'postgres'
 import { config } from '../../config'
 import { sql } from '../../db/client'
 import { type Cte, cte, withSteps } from '../../db/cte'
+import { into } from '../../db/names'
 import { retryOnConflict } from '../../db/retry'
+import { returnItems, returns } from '../../db/schema'
 import { badRequest, conflict, HttpError, notFound } from '../../lib/errors'
 import { readPage } from '../../lib/model'
 import { currentTraceCarrier } from '../../lib/tracing'
@@ -40,6 +42,9 @@ const RETURNS: Subject<ReturnStatus, 'received' | 'rejected'> = {
     payload: (to) => sql`jsonb_build_object('returnId', c.id, 'kind', ${to}::text)`,
   },
 }
+
+const RETURN_COLUMNS = into(returns, ['orderId', 'userId', 'refundCents', 'reason'])
+const RETURN_LINE_COLUMNS = into(returnItems, ['returnId', 'productId', 'name', 'unitPriceCents', 'quantity', 'refundCents'])
 
 type ReturnableLine = { product_id: number; name: string; unit_price_cents: number; returnable: number }
 
@@ -84,12 +89,12 @@ export async function requestReturn(orderId: number, body: CreateReturnBody, by:
         )
       const [row] = await tx<{ id: number }[]>`
         WITH created AS (
-          INSERT INTO returns (order_id, user_id, refund_cents, reason)
+          INSERT INTO ${RETURN_COLUMNS}
           VALUES (${orderId}, ${order.user_id}, ${items.reduce((sum, item) => sum + item.refund_cents, 0)}, ${body.reason ?? null})
           RETURNING id
         ),
         lines AS (
-          INSERT INTO return_items (return_id, product_id, name, unit_price_cents, quantity, refund_cents)
+          INSERT INTO ${RETURN_LINE_COLUMNS}
           SELECT c.id, l.* FROM created c, unnest(${items.map((i) => i.product_id)}::int[], ${items.map((i) => i.name)}::text[],
             ${items.map((i) => i.unit_price_cents)}::int[], ${items.map((i) => i.quantity)}::int[],
             ${items.map((i) => i.refund_cents)}::bigint[]) AS l
