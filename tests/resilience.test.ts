@@ -46,7 +46,7 @@ async function isBlockedOnStatusUpdate(applicationName: string) {
   const [row] = await sql`
     SELECT count(*)::int AS count FROM pg_stat_activity
     WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'
-      AND query LIKE '%INSERT INTO order_status_history%'`
+      AND query ~ 'INSERT INTO "?order_status_history'`
   return row!.count > 0
 }
 
