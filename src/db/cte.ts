@@ -2,9 +2,13 @@ import type { Fragment } from 'postgres'
 import { sql } from './client'
 
 /** A named step of a statement: `name AS (query)`. */
-export type Cte = { readonly name: string; readonly query: Fragment }
+export type Cte = { readonly name: string; readonly query: Fragment; readonly materialized?: boolean }
 
-export const cte = (name: string, query: Fragment): Cte => ({ name, query })
+/**
+ * A step. `materialized`: computed once, whatever joins it (Postgres otherwise inlines a step
+ * read once, and a nested loop over it recomputes it per outer row).
+ */
+export const cte = (name: string, query: Fragment, { materialized = false } = {}): Cte => ({ name, query, materialized })
 
 /**
  * `WITH a AS (…), b AS (…) final`: a statement composed from named steps, so that a caller adds
@@ -15,7 +19,7 @@ export function withSteps(steps: readonly (Cte | undefined | false)[], final: Fr
   const present = steps.filter((step): step is Cte => Boolean(step))
   if (!present.length) return final
   const list = present
-    .map((step) => sql`${sql(step.name)} AS (${step.query})`)
+    .map((step) => sql`${sql(step.name)} AS ${step.materialized ? sql`MATERIALIZED ` : sql``}(${step.query})`)
     .reduce((all, step) => sql`${all}, ${step}`)
   return sql`WITH ${list} ${final}`
 }

@@ -137,7 +137,7 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
     const orders = await writeOrders(
       tx,
       placed.map((index) => toWrite(requests[index]!)),
-      released,
+      { released, locksHeld: true },
     )
     // The rows are locked and the allocation fits them: a refusal here is a bug, not a shortfall.
     if (!orders) throw new Error('order batch: the writer refused an allocation made under its locks')

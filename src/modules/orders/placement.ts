@@ -41,7 +41,10 @@ export type ReleasedKey = { userId: number; key: string }
  * trip; row locks are held only while it runs): the products are locked in id order (concurrent
  * writers queue, never deadlock), each product's units are taken by one conditional UPDATE (no
  * read-then-write), and only when every product could be taken are the orders written. Runs on
- * its own (autocommit) or inside the caller's transaction, which may hold the locks already.
+ * its own (autocommit) or inside the caller's transaction. With `locksHeld`, the caller's
+ * transaction has locked the products already (a batch, which allocated against them): the
+ * statement skips locking them again, and a refusal (`null`) must roll that transaction back,
+ * since units of the products that could be taken were taken.
  *
  * Returns the orders as the API shows them, in the order given, or `null` when some product
  * could not be taken (unknown, inactive or short): then nothing was written but the releases.
@@ -49,7 +52,7 @@ export type ReleasedKey = { userId: number; key: string }
 export async function writeOrders(
   db: Sql | TransactionSql,
   orders: readonly OrderToWrite[],
-  released: readonly ReleasedKey[] = [],
+  { released = [], locksHeld = false }: { released?: readonly ReleasedKey[]; locksHeld?: boolean } = {},
 ): Promise<Order[] | null> {
   const lines = orders.flatMap((order, n) => order.productIds.map((productId, line) => ({ n, productId, line })))
   const productCount = new Set(lines.map((line) => line.productId)).size
@@ -69,22 +72,22 @@ export async function writeOrders(
       // Every order's units of a product, taken together: the orders were allocated in arrival
       // order by whoever built them (a lone order, or a batch against its locked rows).
       cte('wanted', sql`SELECT product_id, sum(quantity) AS quantity FROM requested GROUP BY product_id`),
-      cte(
-        'locked',
-        sql`SELECT p.id FROM products p JOIN wanted w ON w.product_id = p.id
-          WHERE p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
-          ORDER BY p.id
-          FOR UPDATE OF p`,
-      ),
+      !locksHeld &&
+        cte(
+          'locked',
+          sql`SELECT p.id FROM products p JOIN wanted w ON w.product_id = p.id
+            WHERE p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
+            ORDER BY p.id
+            FOR UPDATE OF p`,
+        ),
       // All or nothing: units are taken only when every product could be locked, so a refused
       // statement changes nothing even on its own (autocommit).
       cte(
         'taken',
         sql`UPDATE products p SET inventory = p.inventory - w.quantity, updated_at = now()
-          FROM wanted w, locked l
-          WHERE p.id = w.product_id AND p.id = l.id
+          FROM wanted w ${locksHeld ? sql`` : sql`, locked l`}
+          WHERE p.id = w.product_id ${locksHeld ? sql`` : sql`AND p.id = l.id AND (SELECT count(*) FROM locked) = ${productCount}`}
             AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
-            AND (SELECT count(*) FROM locked) = ${productCount}
           RETURNING p.id AS product_id, p.name, p.price_cents, w.quantity, p AS product`,
       ),
       lowStockCrossings(),
@@ -102,9 +105,11 @@ export async function writeOrders(
       cte(
         'placed',
         sql`INSERT INTO ${ORDER_COLUMNS} OVERRIDING SYSTEM VALUE
-          SELECT o.id, o.user_id, sum(t.price_cents::bigint * r.quantity), o.shipping_address
-          FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
-          GROUP BY o.id, o.user_id, o.shipping_address
+          SELECT o.id, o.user_id, (
+              SELECT sum(t.price_cents::bigint * r.quantity)
+              FROM requested r JOIN taken t ON t.product_id = r.product_id WHERE r.n = o.n),
+            o.shipping_address
+          FROM numbered o
           RETURNING *`,
       ),
       cte(
@@ -119,23 +124,35 @@ export async function writeOrders(
           FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
           RETURNING *`,
       ),
+      // Each order's lines as the API shows them, and as its audit entry lists them.
+      cte(
+        'order_lines',
+        sql`SELECT order_id, jsonb_agg(order_item_document(l::order_items) ORDER BY l.product_id) AS items,
+            jsonb_agg(jsonb_build_object('productId', l.product_id, 'quantity', l.quantity) ORDER BY l.product_id) AS audited
+          FROM lines l GROUP BY order_id`,
+      ),
       // Each order as the API shows it: the response, and the data of its order.placed event.
+      // (Ids were drawn in arrival order, so ordering by id is ordering by arrival.)
       cte(
         'documents',
-        sql`SELECT n.n, o.id, o.user_id, o.total_cents, n.trace_context, order_document(o::orders, (
-            SELECT jsonb_agg(order_item_document(l::order_items) ORDER BY l.product_id) FROM lines l WHERE l.order_id = o.id)) AS body
-          FROM placed o JOIN numbered n ON n.id = o.id`,
+        sql`SELECT o.id, o.user_id, o.total_cents, l.audited, order_document(o::orders, l.items) AS body
+          FROM placed o JOIN order_lines l ON l.order_id = o.id`,
       ),
       insertEvents(
         'events_written',
-        eventRows('order.placed', { orderId: sql`id`, data: sql`body`, trace: sql`trace_context`, from: sql`documents` }),
+        eventRows('order.placed', {
+          orderId: sql`d.id`,
+          data: sql`d.body`,
+          trace: sql`n.trace_context`,
+          from: sql`documents d JOIN numbered n ON n.id = d.id`,
+        }),
         lowStockEvents(firstTrace),
       ),
       // The orders' jobs, in the same transaction: they exist if and only if the orders do.
       insertOutbox(
         'jobs',
         outboxRows('orderConfirmation', {
-          payload: sql`jsonb_build_object('orderIds', jsonb_agg(id ORDER BY n))`,
+          payload: sql`jsonb_build_object('orderIds', jsonb_agg(id ORDER BY id))`,
           traces,
           from: sql`documents`,
           filter: sql`HAVING count(*) > 0`,
@@ -143,9 +160,7 @@ export async function writeOrders(
         outboxRows('audit', {
           payload: sql`jsonb_build_object('entries', jsonb_agg(jsonb_build_object(
             'key', 'order-placed:' || d.id, 'actorId', d.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', d.id,
-            'details', jsonb_build_object('totalCents', d.total_cents, 'items', (
-              SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity) ORDER BY r.product_id)
-              FROM requested r WHERE r.n = d.n))) ORDER BY d.n))`,
+            'details', jsonb_build_object('totalCents', d.total_cents, 'items', d.audited)) ORDER BY d.id))`,
           traces,
           from: sql`documents d`,
           filter: sql`HAVING count(*) > 0`,
@@ -158,7 +173,7 @@ export async function writeOrders(
           sql`UPDATE idempotency_keys k SET response_status = 201, response_body = d.body, order_id = d.id
             FROM unnest(${keyed.map((o) => o.userId)}::int[], ${keyed.map((o) => o.idempotencyKey!)}::text[],
               ${keyed.map((o) => o.n)}::int[]) AS r(user_id, key, n)
-              JOIN documents d ON d.n = r.n
+              JOIN numbered n ON n.n = r.n JOIN documents d ON d.id = n.id
             WHERE k.user_id = r.user_id AND k.key = r.key`,
         ),
       released.length > 0 &&
@@ -169,7 +184,7 @@ export async function writeOrders(
             WHERE k.user_id = r.user_id AND k.key = r.key`,
         ),
     ],
-    sql`SELECT body FROM documents ORDER BY n`,
+    sql`SELECT body FROM documents ORDER BY id`,
   )}`
   if (orders.length && rows.length !== orders.length) return null
   return rows.map((row) => row.body)

@@ -1,9 +1,8 @@
 import { sql } from '../../db/client'
-import { cte } from '../../db/cte'
 import { badRequest, HttpError, notFound } from '../../lib/errors'
 import type { Principal } from '../auth/guard'
 import { type Move, moveStatus, type Subject } from '../lifecycle/service'
-import { stockChanged } from '../products/service'
+import { restockSteps, stockChanged } from '../products/service'
 import { allowedMoves, TRANSITIONS } from './lifecycle'
 import type { OrderStatus, StatusChangeBody } from './model'
 import { getOrder } from './service'
@@ -82,22 +81,9 @@ export async function cancelOrder(orderId: number, by: Principal) {
     orderId,
     to: 'cancelled',
     by,
-    also: [
-      cte(
-        'locked',
-        sql`SELECT p.id FROM products p
-          JOIN order_items i ON i.product_id = p.id JOIN changed c ON c.id = i.order_id
-          ORDER BY p.id
-          FOR UPDATE OF p`,
-      ),
-      cte(
-        'restocked',
-        sql`UPDATE products p SET inventory = p.inventory + i.quantity, updated_at = now()
-          FROM order_items i, changed c, locked l
-          WHERE i.order_id = c.id AND p.id = i.product_id AND p.id = l.id
-          RETURNING p.id AS product_id, i.quantity`,
-      ),
-    ],
+    also: restockSteps(sql`SELECT i.product_id, i.quantity FROM order_items i JOIN changed c ON c.id = i.order_id`, {
+      skipDeleted: false,
+    }),
     details: sql`jsonb_build_object('restocked',
       (SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity)) FROM restocked r))`,
   })

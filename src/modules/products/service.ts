@@ -21,6 +21,9 @@ export { stockChanged } from './cache'
 /** For the order writer, which takes stock: the product.low_stock rule in SQL (low-stock.ts). */
 export { lowStockAudits, lowStockCrossings, lowStockEvents } from './low-stock'
 
+/** For the status changes that give stock back (cancels, received returns): restock.ts. */
+export { restockSteps } from './restock'
+
 const productAudit = (action: AuditAction, actorId: number, productId: number, details: Record<string, unknown>) =>
   auditJob({ actorId, action, entity: 'product', entityId: productId, details })
 

@@ -14,7 +14,7 @@ import { auditJobRows } from '../audit/service'
 import type { Principal } from '../auth/guard'
 import { moveStatus, type Subject, type Transition } from '../lifecycle/service'
 import { getOrder, mergeLines } from '../orders/service'
-import { stockChanged } from '../products/service'
+import { restockSteps, stockChanged } from '../products/service'
 import type { CreateReturnBody, ReceiveReturnBody, RejectReturnBody, Return, ReturnStatus } from './model'
 
 // Returns of delivered orders. A return is read as the return_document SQL function writes it
@@ -175,23 +175,10 @@ export async function receiveReturn(id: number, body: ReceiveReturnBody, by: Pri
     body.note,
     restock
       ? {
-          also: [
-            cte(
-              'locked',
-              sql`SELECT p.id FROM products p
-                JOIN return_items i ON i.product_id = p.id JOIN changed c ON c.id = i.return_id
-                WHERE p.deleted_at IS NULL
-                ORDER BY p.id
-                FOR UPDATE OF p`,
-            ),
-            cte(
-              'restocked',
-              sql`UPDATE products p SET inventory = p.inventory + i.quantity, updated_at = now()
-                FROM return_items i, changed c, locked l
-                WHERE i.return_id = c.id AND p.id = i.product_id AND p.id = l.id AND p.deleted_at IS NULL
-                RETURNING p.id AS product_id, i.quantity`,
-            ),
-          ],
+          also: restockSteps(
+            sql`SELECT i.product_id, i.quantity FROM return_items i JOIN changed c ON c.id = i.return_id`,
+            { skipDeleted: true },
+          ),
           details: sql`jsonb_build_object('restocked', coalesce(
             (SELECT jsonb_agg(jsonb_build_object('productId', r.product_id, 'quantity', r.quantity) ORDER BY r.product_id)
               FROM restocked r), '[]'::jsonb))`,
