@@ -30,3 +30,47 @@ export function joined(fragments: readonly Fragment[], separator: 'UNION ALL' | 
   const glue = separator === 'UNION ALL' ? sql` UNION ALL ` : separator === 'AND' ? sql` AND ` : sql`, `
   return fragments.reduce((all, fragment) => sql`${all}${glue}${fragment}`)
 }
+
+type Piece = { strings: readonly string[]; args: readonly unknown[] } | { value: string }
+
+/** The text of a fragment that holds no values (identifiers and nested fragments only). */
+function textOf(fragment: Piece): string {
+  if ('value' in fragment) return fragment.value
+  let text = fragment.strings[0]!
+  for (let i = 1; i < fragment.strings.length; i++) {
+    const arg = fragment.args[i - 1] as Piece | undefined
+    if (!arg || typeof arg !== 'object' || !('value' in arg || 'strings' in arg))
+      throw new Error('frozen: a fragment with values cannot be frozen')
+    text += textOf(arg) + fragment.strings[i]
+  }
+  return text
+}
+
+/**
+ * A fragment without values, made once into one piece of text: a hot statement composed from
+ * steps then costs one fragment per use instead of one per step (postgres.js builds every
+ * fragment again at each execution).
+ */
+export function frozen(fragment: Fragment): Fragment {
+  const text = textOf(fragment as unknown as Piece)
+  return sql(Object.assign([text], { raw: [text] }) as unknown as TemplateStringsArray)
+}
+
+/** Steps without values, frozen into `a AS (…), b AS (…)`, to splice between other steps. */
+export const frozenSteps = (steps: readonly Cte[]): Fragment =>
+  frozen(
+    joined(
+      steps.map((step) => sql`${sql(step.name)} AS ${step.materialized ? sql`MATERIALIZED ` : sql``}(${step.query})`),
+      ',',
+    ),
+  )
+
+/**
+ * A constant of the code (an event type, a queue name) written into the statement's text as a
+ * quoted SQL literal, not sent as a value: a statement of constants can be frozen. Never for
+ * what a request sent.
+ */
+export const literal = (text: string): Fragment => {
+  const quoted = `'${text.replaceAll("'", "''")}'`
+  return sql(Object.assign([quoted], { raw: [quoted] }) as unknown as TemplateStringsArray)
+}

@@ -1,6 +1,6 @@
 import type { Fragment } from 'postgres'
 import { sql } from '../db/client'
-import { type Cte, cte, joined } from '../db/cte'
+import { type Cte, cte, joined, literal } from '../db/cte'
 import { into } from '../db/names'
 import { events, outbox } from '../db/schema'
 import { JOBS, type JobKind } from './definitions'
@@ -36,7 +36,7 @@ const source = ({ from, filter }: Source) => sql`${from ? sql`FROM ${from}` : sq
 export const eventRows = (
   type: Change,
   { data, orderId, trace, ...from }: { data: Fragment; orderId: Fragment; trace: Json } & Source,
-): EventRows => rows(sql`SELECT ${type}::text, (${orderId})::int, ${data}, (${trace})::jsonb ${source(from)}`)
+): EventRows => rows(sql`SELECT ${literal(type)}::text, (${orderId})::int, ${data}, (${trace})::jsonb ${source(from)}`)
 
 /**
  * Outbox rows of one job kind, one per row of the source: `payload` is the job's data, `traces`
@@ -46,7 +46,7 @@ export const outboxRows = (
   kind: JobKind,
   { payload, traces, ...from }: { payload: Fragment; traces: Json } & Source,
 ): OutboxRows =>
-  rows(sql`SELECT ${JOBS[kind].queue}::text, ${JOBS[kind].name}::text, ${payload}, (${traces})::jsonb ${source(from)}`)
+  rows(sql`SELECT ${literal(JOBS[kind].queue)}::text, ${literal(JOBS[kind].name)}::text, ${payload}, (${traces})::jsonb ${source(from)}`)
 
 // The columns every builder's SELECT yields, in this order.
 const EVENT_COLUMNS = into(events, ['type', 'orderId', 'payload', 'traceContext'])

@@ -1,6 +1,6 @@
 import type { Fragment } from 'postgres'
 import { sql } from '../../db/client'
-import { type Cte, cte } from '../../db/cte'
+import { type Cte, cte, literal } from '../../db/cte'
 import { into } from '../../db/names'
 import { auditLogs } from '../../db/schema'
 import { type AuditEntry, type AuditPayload, JOBS, type OutboxJob } from '../../outbox/definitions'
@@ -35,12 +35,13 @@ type EntrySql = {
  */
 export const auditJobRows = (
   { fact, actorId, action, entity, entityId, details }: EntrySql,
-  { from, traces }: { from: Fragment; traces: string | null },
+  { from, traces, orderBy }: { from: Fragment; traces: Fragment | string | null; orderBy?: Fragment },
 ) =>
   outboxRows('audit', {
     payload: sql`jsonb_build_object('entries', jsonb_agg(jsonb_build_object(
-      'key', ${`${fact}:`}::text || (${entityId}), 'actorId', (${actorId})::int, 'action', ${action}::text,
-      'entity', ${entity}::text, 'entityId', ${entityId}, 'details', ${details})))`,
+      'key', ${literal(`${fact}:`)}::text || (${entityId}), 'actorId', (${actorId})::int, 'action', ${literal(action)}::text,
+      'entity', ${literal(entity)}::text, 'entityId', ${entityId}, 'details', ${details})
+      ${orderBy ? sql`ORDER BY ${orderBy}` : sql``}))`,
     traces,
     from,
     filter: sql`HAVING count(*) > 0`,
@@ -54,8 +55,8 @@ export const insertAuditLogs = (name: string, entry: EntrySql, { from }: { from:
   cte(
     name,
     sql`INSERT INTO ${AUDIT_LOG_COLUMNS}
-      SELECT ${`${entry.fact}:`}::text || (${entry.entityId}), (${entry.actorId})::int, ${entry.action}::text,
-        ${entry.entity}::text, ${entry.entityId}, ${entry.details}
+      SELECT ${literal(`${entry.fact}:`)}::text || (${entry.entityId}), (${entry.actorId})::int, ${literal(entry.action)}::text,
+        ${literal(entry.entity)}::text, ${entry.entityId}, ${entry.details}
       FROM ${from}
       ON CONFLICT (job_key) DO NOTHING`,
   )

@@ -1,10 +1,12 @@
-import type { Sql, TransactionSql } from 'postgres'
+import { getTableName } from 'drizzle-orm'
+import type { Fragment, Sql, TransactionSql } from 'postgres'
 import { sql } from '../../db/client'
-import { cte, withSteps } from '../../db/cte'
+import { type Cte, cte, frozen, frozenSteps, literal } from '../../db/cte'
 import { into } from '../../db/names'
 import { orderItems, orders, orderStatusHistory } from '../../db/schema'
 import type { TraceCarrier } from '../../lib/tracing'
 import { eventRows, insertEvents, insertOutbox, outboxRows } from '../../outbox/rows'
+import { auditJobRows } from '../audit/service'
 import { lowStockAudits, lowStockCrossings, lowStockEvents } from '../products/service'
 import type { Order, ShippingAddress } from './model'
 
@@ -36,6 +38,126 @@ export type OrderToWrite = {
 /** A claimed key whose order was refused: released, so a retry with it is a new attempt. */
 export type ReleasedKey = { userId: number; key: string }
 
+// The statement's steps. Only three carry the request's values (`requested`: n, product_id,
+// quantity per line; `wanted`: the units of each product over all the orders; `numbered`: each
+// order's user, address and trace context), besides the keys' steps; the others are constants, frozen once into text (a lone order pays for a handful
+// of fragments, not for every step at every execution).
+
+/** The first steps, after `requested` and `wanted`: take the stock, all or nothing. */
+const takeStock = (locksHeld: boolean): Cte[] => [
+  ...(locksHeld
+    ? []
+    : [
+        cte(
+          'locked',
+          sql`SELECT p.id FROM products p JOIN wanted w ON w.product_id = p.id
+            WHERE p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
+            ORDER BY p.id
+            FOR UPDATE OF p`,
+        ),
+      ]),
+  // All or nothing: units are taken only when every product could be locked, so a refused
+  // statement changes nothing even on its own (autocommit). (Under the caller's locks, a
+  // refusal rolls the caller's transaction back.)
+  cte(
+    'taken',
+    sql`UPDATE products p SET inventory = p.inventory - w.quantity, updated_at = now()
+      FROM wanted w ${locksHeld ? sql`` : sql`, locked l`}
+      WHERE p.id = w.product_id ${locksHeld ? sql`` : sql`AND p.id = l.id AND (SELECT count(*) FROM locked) = (SELECT count(*) FROM wanted)`}
+        AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
+      RETURNING p.id AS product_id, p.name, p.price_cents, w.quantity, p AS product`,
+  ),
+  lowStockCrossings(),
+]
+const TAKE_STOCK = { held: frozenSteps(takeStock(true)), locking: frozenSteps(takeStock(false)) }
+
+// The statement's jobs continue every order's trace; a crossing's event, the first one's.
+const TRACES = sql`(SELECT jsonb_agg(trace_context ORDER BY n) FROM numbered WHERE trace_context IS NOT NULL)`
+const FIRST_TRACE = sql`(SELECT trace_context FROM numbered WHERE trace_context IS NOT NULL ORDER BY n LIMIT 1)`
+
+/** The steps after `numbered`: write the orders and everything that goes with them. */
+const WRITE_ORDERS = frozenSteps([
+  cte(
+    'placed',
+    sql`INSERT INTO ${ORDER_COLUMNS} OVERRIDING SYSTEM VALUE
+      SELECT o.id, o.user_id, (
+          SELECT sum(t.price_cents::bigint * r.quantity)
+          FROM requested r JOIN taken t ON t.product_id = r.product_id WHERE r.n = o.n),
+        o.shipping_address
+      FROM numbered o
+      RETURNING *`,
+  ),
+  cte(
+    'history',
+    sql`INSERT INTO ${HISTORY_COLUMNS}
+      SELECT id, NULL, 'pending', user_id, 'customer' FROM placed`,
+  ),
+  cte(
+    'lines',
+    sql`INSERT INTO ${LINE_COLUMNS}
+      SELECT o.id, r.product_id, t.name, t.price_cents, r.quantity, t.price_cents::bigint * r.quantity
+      FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
+      RETURNING *`,
+  ),
+  // Each order's lines as the API shows them, and as its audit entry lists them.
+  cte(
+    'order_lines',
+    // (One sort for both lists: the aggregates take the lines in the order the subquery gives.)
+    sql`SELECT order_id, jsonb_agg(order_item_document(l::order_items)) AS items,
+        jsonb_agg(jsonb_build_object('productId', l.product_id, 'quantity', l.quantity)) AS audited
+      FROM (SELECT * FROM lines ORDER BY order_id, product_id) l GROUP BY order_id`,
+  ),
+  // Each order as the API shows it: the response, and the data of its order.placed event.
+  // (Ids were drawn in arrival order, so ordering by id is ordering by arrival.)
+  cte(
+    'documents',
+    sql`SELECT o.id, o.user_id, o.total_cents, l.audited, order_document(o::orders, l.items) AS body
+      FROM placed o JOIN order_lines l ON l.order_id = o.id`,
+  ),
+  insertEvents(
+    'events_written',
+    eventRows('order.placed', {
+      orderId: sql`d.id`,
+      data: sql`d.body`,
+      trace: sql`n.trace_context`,
+      from: sql`documents d JOIN numbered n ON n.id = d.id`,
+    }),
+    lowStockEvents(FIRST_TRACE),
+  ),
+  // The orders' jobs, in the same transaction: they exist if and only if the orders do.
+  insertOutbox(
+    'jobs',
+    outboxRows('orderConfirmation', {
+      payload: sql`jsonb_build_object('orderIds', jsonb_agg(id ORDER BY id))`,
+      traces: TRACES,
+      from: sql`documents`,
+      filter: sql`HAVING count(*) > 0`,
+    }),
+    auditJobRows(
+      {
+        fact: 'order-placed',
+        actorId: sql`d.user_id`,
+        action: 'order.placed',
+        entity: 'order',
+        entityId: sql`d.id`,
+        details: sql`jsonb_build_object('totalCents', d.total_cents, 'items', d.audited)`,
+      },
+      { from: sql`documents d`, traces: TRACES, orderBy: sql`d.id` },
+    ),
+    lowStockAudits(TRACES),
+  ),
+])
+
+const RESULT = frozen(sql`SELECT body FROM documents ORDER BY id`)
+
+/** The orders' id sequence, looked up once per process (not once per order, as pg_get_serial_sequence would be). */
+// (Held in an object: a fragment is a thenable, which a promise would run instead of holding.)
+let orderIds: Promise<{ sequence: Fragment }> | undefined
+const orderIdSequence = async () => {
+  const [row] = await sql<{ name: string }[]>`SELECT pg_get_serial_sequence(${getTableName(orders)}, ${orders.id.name}) AS name`
+  return { sequence: sql`${literal(row!.name)}::regclass` }
+}
+
 /**
  * Takes the stock of every order and writes them, all or nothing, in one statement (one round
  * trip; row locks are held only while it runs): the products are locked in id order (concurrent
@@ -54,138 +176,61 @@ export async function writeOrders(
   orders: readonly OrderToWrite[],
   { released = [], locksHeld = false }: { released?: readonly ReleasedKey[]; locksHeld?: boolean } = {},
 ): Promise<Order[] | null> {
-  const lines = orders.flatMap((order, n) => order.productIds.map((productId, line) => ({ n, productId, line })))
-  const productCount = new Set(lines.map((line) => line.productId)).size
-  const contexts = orders.flatMap((order) => (order.traceContext ? [order.traceContext] : []))
-  // The statement's jobs continue every order's trace; a crossing's event, the first one's.
-  const traces = contexts.length ? JSON.stringify(contexts) : null
-  const firstTrace = contexts.length ? JSON.stringify(contexts[0]) : null
+  const lineOrder: number[] = []
+  const lineProduct: number[] = []
+  const lineQuantity: number[] = []
+  for (const [n, order] of orders.entries())
+    for (const [line, productId] of order.productIds.entries()) {
+      lineOrder.push(n)
+      lineProduct.push(productId)
+      lineQuantity.push(order.quantities[line]!)
+    }
+  // Every order's units of a product, taken together: the orders were allocated in arrival
+  // order by whoever built them (a lone order, or a batch against its locked rows).
+  const wanted = new Map<number, number>()
+  for (const [i, productId] of lineProduct.entries())
+    wanted.set(productId, (wanted.get(productId) ?? 0) + lineQuantity[i]!)
   const keyed = orders.flatMap((order, n) => (order.idempotencyKey ? [{ n, ...order }] : []))
+  orderIds ??= orderIdSequence()
+  const { sequence } = await orderIds
 
-  const rows = await db<{ body: Order }[]>`${withSteps(
-    [
-      cte(
-        'requested',
-        sql`SELECT * FROM unnest(${lines.map((l) => l.n)}::int[], ${lines.map((l) => l.productId)}::int[],
-          ${lines.map((l) => orders[l.n]!.quantities[l.line]!)}::int[]) AS r(n, product_id, quantity)`,
-      ),
-      // Every order's units of a product, taken together: the orders were allocated in arrival
-      // order by whoever built them (a lone order, or a batch against its locked rows).
-      cte('wanted', sql`SELECT product_id, sum(quantity) AS quantity FROM requested GROUP BY product_id`),
-      !locksHeld &&
-        cte(
-          'locked',
-          sql`SELECT p.id FROM products p JOIN wanted w ON w.product_id = p.id
-            WHERE p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
-            ORDER BY p.id
-            FOR UPDATE OF p`,
-        ),
-      // All or nothing: units are taken only when every product could be locked, so a refused
-      // statement changes nothing even on its own (autocommit).
-      cte(
-        'taken',
-        sql`UPDATE products p SET inventory = p.inventory - w.quantity, updated_at = now()
-          FROM wanted w ${locksHeld ? sql`` : sql`, locked l`}
-          WHERE p.id = w.product_id ${locksHeld ? sql`` : sql`AND p.id = l.id AND (SELECT count(*) FROM locked) = ${productCount}`}
-            AND p.deleted_at IS NULL AND p.is_active AND p.inventory >= w.quantity
-          RETURNING p.id AS product_id, p.name, p.price_cents, w.quantity, p AS product`,
-      ),
-      lowStockCrossings(),
-      // Order ids in arrival order, drawn only when every product was taken.
-      cte(
-        'numbered',
-        sql`SELECT o.n, nextval(pg_get_serial_sequence('orders', 'id'))::int AS id, o.user_id,
-            NULLIF(o.shipping_address, 'null'::jsonb) AS shipping_address, NULLIF(o.trace_context, 'null'::jsonb) AS trace_context
-          FROM unnest(${orders.map((_, n) => n)}::int[], ${orders.map((o) => o.userId)}::int[],
-            ${orders.map((o) => JSON.stringify(o.shippingAddress))}::jsonb[],
-            ${orders.map((o) => JSON.stringify(o.traceContext))}::jsonb[]) AS o(n, user_id, shipping_address, trace_context)
-          WHERE (SELECT count(*) FROM taken) = ${productCount}
-          ORDER BY o.n`,
-      ),
-      cte(
-        'placed',
-        sql`INSERT INTO ${ORDER_COLUMNS} OVERRIDING SYSTEM VALUE
-          SELECT o.id, o.user_id, (
-              SELECT sum(t.price_cents::bigint * r.quantity)
-              FROM requested r JOIN taken t ON t.product_id = r.product_id WHERE r.n = o.n),
-            o.shipping_address
-          FROM numbered o
-          RETURNING *`,
-      ),
-      cte(
-        'history',
-        sql`INSERT INTO ${HISTORY_COLUMNS}
-          SELECT id, NULL, 'pending', user_id, 'customer' FROM placed`,
-      ),
-      cte(
-        'lines',
-        sql`INSERT INTO ${LINE_COLUMNS}
-          SELECT o.id, r.product_id, t.name, t.price_cents, r.quantity, t.price_cents::bigint * r.quantity
-          FROM numbered o JOIN requested r ON r.n = o.n JOIN taken t ON t.product_id = r.product_id
-          RETURNING *`,
-      ),
-      // Each order's lines as the API shows them, and as its audit entry lists them.
-      cte(
-        'order_lines',
-        sql`SELECT order_id, jsonb_agg(order_item_document(l::order_items) ORDER BY l.product_id) AS items,
-            jsonb_agg(jsonb_build_object('productId', l.product_id, 'quantity', l.quantity) ORDER BY l.product_id) AS audited
-          FROM lines l GROUP BY order_id`,
-      ),
-      // Each order as the API shows it: the response, and the data of its order.placed event.
-      // (Ids were drawn in arrival order, so ordering by id is ordering by arrival.)
-      cte(
-        'documents',
-        sql`SELECT o.id, o.user_id, o.total_cents, l.audited, order_document(o::orders, l.items) AS body
-          FROM placed o JOIN order_lines l ON l.order_id = o.id`,
-      ),
-      insertEvents(
-        'events_written',
-        eventRows('order.placed', {
-          orderId: sql`d.id`,
-          data: sql`d.body`,
-          trace: sql`n.trace_context`,
-          from: sql`documents d JOIN numbered n ON n.id = d.id`,
-        }),
-        lowStockEvents(firstTrace),
-      ),
-      // The orders' jobs, in the same transaction: they exist if and only if the orders do.
-      insertOutbox(
-        'jobs',
-        outboxRows('orderConfirmation', {
-          payload: sql`jsonb_build_object('orderIds', jsonb_agg(id ORDER BY id))`,
-          traces,
-          from: sql`documents`,
-          filter: sql`HAVING count(*) > 0`,
-        }),
-        outboxRows('audit', {
-          payload: sql`jsonb_build_object('entries', jsonb_agg(jsonb_build_object(
-            'key', 'order-placed:' || d.id, 'actorId', d.user_id, 'action', 'order.placed', 'entity', 'order', 'entityId', d.id,
-            'details', jsonb_build_object('totalCents', d.total_cents, 'items', d.audited)) ORDER BY d.id))`,
-          traces,
-          from: sql`documents d`,
-          filter: sql`HAVING count(*) > 0`,
-        }),
-        lowStockAudits(traces),
-      ),
-      keyed.length > 0 &&
-        cte(
-          'responses',
-          sql`UPDATE idempotency_keys k SET response_status = 201, response_body = d.body, order_id = d.id
-            FROM unnest(${keyed.map((o) => o.userId)}::int[], ${keyed.map((o) => o.idempotencyKey!)}::text[],
-              ${keyed.map((o) => o.n)}::int[]) AS r(user_id, key, n)
-              JOIN numbered n ON n.n = r.n JOIN documents d ON d.id = n.id
-            WHERE k.user_id = r.user_id AND k.key = r.key`,
-        ),
-      released.length > 0 &&
-        cte(
-          'released',
-          sql`DELETE FROM idempotency_keys k
-            USING unnest(${released.map((k) => k.userId)}::int[], ${released.map((k) => k.key)}::text[]) AS r(user_id, key)
-            WHERE k.user_id = r.user_id AND k.key = r.key`,
-        ),
-    ],
-    sql`SELECT body FROM documents ORDER BY id`,
-  )}`
+  const rows = await db<{ body: Order }[]>`WITH requested AS (
+      SELECT * FROM unnest(${lineOrder}::int[], ${lineProduct}::int[], ${lineQuantity}::int[]) AS r(n, product_id, quantity)
+    ),
+    wanted AS (SELECT * FROM unnest(${[...wanted.keys()]}::int[], ${[...wanted.values()]}::int[]) AS w(product_id, quantity)),
+    ${locksHeld ? TAKE_STOCK.held : TAKE_STOCK.locking},
+    -- Order ids in arrival order, drawn only when every product was taken.
+    numbered AS (
+      SELECT o.n, nextval(${sequence})::int AS id, o.user_id,
+        NULLIF(o.shipping_address, 'null'::jsonb) AS shipping_address, NULLIF(o.trace_context, 'null'::jsonb) AS trace_context
+      FROM unnest(${orders.map((_, n) => n)}::int[], ${orders.map((o) => o.userId)}::int[],
+        ${orders.map((o) => JSON.stringify(o.shippingAddress))}::jsonb[],
+        ${orders.map((o) => JSON.stringify(o.traceContext))}::jsonb[]) AS o(n, user_id, shipping_address, trace_context)
+      WHERE (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted)
+      ORDER BY o.n
+    ),
+    ${WRITE_ORDERS}
+    ${
+      keyed.length
+        ? sql`, responses AS (
+      UPDATE idempotency_keys k SET response_status = 201, response_body = d.body, order_id = d.id
+      FROM unnest(${keyed.map((o) => o.userId)}::int[], ${keyed.map((o) => o.idempotencyKey!)}::text[],
+        ${keyed.map((o) => o.n)}::int[]) AS r(user_id, key, n)
+        JOIN numbered n ON n.n = r.n JOIN documents d ON d.id = n.id
+      WHERE k.user_id = r.user_id AND k.key = r.key
+    )`
+        : sql``
+    }
+    ${
+      released.length
+        ? sql`, released AS (
+      DELETE FROM idempotency_keys k
+      USING unnest(${released.map((k) => k.userId)}::int[], ${released.map((k) => k.key)}::text[]) AS r(user_id, key)
+      WHERE k.user_id = r.user_id AND k.key = r.key
+    )`
+        : sql``
+    }
+    ${RESULT}`
   if (orders.length && rows.length !== orders.length) return null
   return rows.map((row) => row.body)
 }

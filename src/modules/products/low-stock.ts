@@ -1,5 +1,7 @@
+import type { Fragment } from 'postgres'
 import { sql } from '../../db/client'
-import { type Cte, cte } from '../../db/cte'
+import { type Cte, cte, literal } from '../../db/cte'
+import type { Change } from '../../outbox/events'
 import { eventRows, outboxRows } from '../../outbox/rows'
 
 // product.low_stock: written by the change that takes a product's inventory from above its
@@ -34,7 +36,7 @@ export const lowStockCrossings = (): Cte =>
   )
 
 /** A product.low_stock event per crossing. */
-export const lowStockEvents = (trace: string | null) =>
+export const lowStockEvents = (trace: Fragment | string | null) =>
   eventRows('product.low_stock', {
     orderId: sql`NULL`,
     data: sql`product_document(product)`,
@@ -43,9 +45,9 @@ export const lowStockEvents = (trace: string | null) =>
   })
 
 /** An audit job per crossing (no actor: the orders did it). */
-export const lowStockAudits = (traces: string | null) =>
+export const lowStockAudits = (traces: Fragment | string | null) =>
   outboxRows('audit', {
-    payload: sql`jsonb_build_object('actorId', NULL, 'action', 'product.low_stock',
+    payload: sql`jsonb_build_object('actorId', NULL, 'action', ${literal('product.low_stock' satisfies Change)}::text,
       'entity', 'product', 'entityId', (product).id, 'details', jsonb_build_object(
         'inventory', (product).inventory, 'threshold', (product).low_stock_threshold))`,
     traces,
