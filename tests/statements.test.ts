@@ -16,12 +16,12 @@ describe('statements from steps', () => {
       ],
       sql`SELECT y FROM b`,
     )}`
-    expect(rows).toEqual([{ y: 42 }])
+    expect([...rows]).toEqual([{ y: 42 }])
   })
 
   test('a frozen fragment is the same statement as text, and a fragment with a value cannot be frozen', async () => {
     const steps = joined([sql`SELECT 1 AS one`, sql`SELECT 2`], 'UNION ALL')
-    expect(await sql`${frozen(steps)}`).toEqual([{ one: 1 }, { one: 2 }])
+    expect([...(await sql`${frozen(steps)}`)]).toEqual([{ one: 1 }, { one: 2 }])
     expect(() => frozen(sql`SELECT ${1}::int`)).toThrow(/cannot be frozen/)
   })
 
