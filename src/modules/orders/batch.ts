@@ -107,11 +107,16 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
   const productIds = [...new Set(toPlace.flatMap((index) => requests[index]!.productIds))].sort((a, b) => a - b)
   // Row locks in ascending id order, held to the end of the transaction: the allocation below
   // and the writer's statement see the same rows. Inventory (bigint) as a double: exact far
-  // beyond any stock, and a number in JavaScript.
-  const locked = await tx<LockedProduct[]>`
+  // beyond any stock, and a number in JavaScript. The orders' ids are drawn in the same round
+  // trip, so the writer's statement, which runs under the locks, need not draw them.
+  const [locked, reserved] = await Promise.all([
+    tx<LockedProduct[]>`
     SELECT id, inventory::float8 AS inventory, is_active
     FROM products WHERE id = ANY(${productIds}::int[]) AND deleted_at IS NULL
-    ORDER BY id FOR UPDATE`
+    ORDER BY id FOR UPDATE`,
+    tx<{ id: number }[]>`
+    SELECT nextval(pg_get_serial_sequence('orders', 'id'))::int AS id FROM generate_series(1, ${toPlace.length})`,
+  ])
   const products = new Map(locked.map((product) => [product.id, product]))
 
   // Allocation in arrival order, against the locked rows.
@@ -137,7 +142,7 @@ async function placeInTransaction(tx: TransactionSql, requests: OrderRequest[]):
     const orders = await writeOrders(
       tx,
       placed.map((index) => toWrite(requests[index]!)),
-      { released, locksHeld: true },
+      { released, locksHeld: true, ids: placed.map((_, i) => reserved[i]!.id) },
     )
     // The rows are locked and the allocation fits them: a refusal here is a bug, not a shortfall.
     if (!orders) throw new Error('order batch: the writer refused an allocation made under its locks')

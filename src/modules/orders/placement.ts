@@ -166,7 +166,8 @@ const orderIdSequence = async () => {
  * its own (autocommit) or inside the caller's transaction. With `locksHeld`, the caller's
  * transaction has locked the products already (a batch, which allocated against them): the
  * statement skips locking them again, and a refusal (`null`) must roll that transaction back,
- * since units of the products that could be taken were taken.
+ * since units of the products that could be taken were taken. `ids`: the orders' ids, drawn
+ * by the caller beforehand (else the statement draws them).
  *
  * Returns the orders as the API shows them, in the order given, or `null` when some product
  * could not be taken (unknown, inactive or short): then nothing was written but the releases.
@@ -174,7 +175,11 @@ const orderIdSequence = async () => {
 export async function writeOrders(
   db: Sql | TransactionSql,
   orders: readonly OrderToWrite[],
-  { released = [], locksHeld = false }: { released?: readonly ReleasedKey[]; locksHeld?: boolean } = {},
+  {
+    released = [],
+    locksHeld = false,
+    ids,
+  }: { released?: readonly ReleasedKey[]; locksHeld?: boolean; ids?: readonly number[] } = {},
 ): Promise<Order[] | null> {
   const lineOrder: number[] = []
   const lineProduct: number[] = []
@@ -201,11 +206,12 @@ export async function writeOrders(
     ${locksHeld ? TAKE_STOCK.held : TAKE_STOCK.locking},
     -- Order ids in arrival order, drawn only when every product was taken.
     numbered AS (
-      SELECT o.n, nextval(${sequence})::int AS id, o.user_id,
+      SELECT o.n, ${ids ? sql`o.id` : sql`nextval(${sequence})::int`} AS id, o.user_id,
         NULLIF(o.shipping_address, 'null'::jsonb) AS shipping_address, NULLIF(o.trace_context, 'null'::jsonb) AS trace_context
       FROM unnest(${orders.map((_, n) => n)}::int[], ${orders.map((o) => o.userId)}::int[],
         ${orders.map((o) => JSON.stringify(o.shippingAddress))}::jsonb[],
-        ${orders.map((o) => JSON.stringify(o.traceContext))}::jsonb[]) AS o(n, user_id, shipping_address, trace_context)
+        ${orders.map((o) => JSON.stringify(o.traceContext))}::jsonb[],
+        ${ids ?? orders.map(() => 0)}::int[]) AS o(n, user_id, shipping_address, trace_context, id)
       WHERE (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted)
       ORDER BY o.n
     ),
