@@ -85,9 +85,12 @@ describe('OpenTelemetry traces', () => {
 
     const spans = (await waitFor(() => {
       const mine = receivedSpans().filter((span) => span.traceId === traceId)
+      // Whole: the last spans are there, and so is every span's parent (the API and the worker
+      // export in batches of their own, so a relay span may arrive after the job it started).
       const done =
         mine.some((span) => span.name === 'webhook POST') &&
-        mine.some((span) => span.service === 'order-api-worker' && span.name.includes('order-confirmation'))
+        mine.some((span) => span.service === 'order-api-worker' && span.name.includes('order-confirmation')) &&
+        mine.every((span) => !span.parentSpanId || mine.some((parent) => parent.spanId === span.parentSpanId))
       return done ? mine : undefined
     }, 20_000))!
     const byId = new Map(spans.map((span) => [span.spanId, span]))
