@@ -12,7 +12,7 @@ describe('statements from steps', () => {
       [
         cte('a', sql`SELECT ${2}::int AS x`),
         false,
-        cte('b', sql`SELECT x * ${21}::int AS y FROM a`, { materialized: true }),
+        cte('b', sql`SELECT x * ${21}::int AS y FROM a`),
       ],
       sql`SELECT y FROM b`,
     )}`

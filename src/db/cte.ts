@@ -2,13 +2,15 @@ import type { Fragment } from 'postgres'
 import { sql } from './client'
 
 /** A named step of a statement: `name AS (query)`. */
-export type Cte = { readonly name: string; readonly query: Fragment; readonly materialized?: boolean }
+export type Cte = { readonly name: string; readonly query: Fragment }
 
-/**
- * A step. `materialized`: computed once, whatever joins it (Postgres otherwise inlines a step
- * read once, and a nested loop over it recomputes it per outer row).
- */
-export const cte = (name: string, query: Fragment, { materialized = false } = {}): Cte => ({ name, query, materialized })
+export const cte = (name: string, query: Fragment): Cte => ({ name, query })
+
+const stepText = (step: Cte) => sql`${sql(step.name)} AS (${step.query})`
+
+/** A fragment that is exactly this text (no values): what a template of one string gives. */
+const textFragment = (text: string): Fragment =>
+  sql(Object.assign([text], { raw: [text] }) as unknown as TemplateStringsArray)
 
 /**
  * `WITH a AS (…), b AS (…) final`: a statement composed from named steps, so that a caller adds
@@ -18,10 +20,7 @@ export const cte = (name: string, query: Fragment, { materialized = false } = {}
 export function withSteps(steps: readonly (Cte | undefined | false)[], final: Fragment): Fragment {
   const present = steps.filter((step): step is Cte => Boolean(step))
   if (!present.length) return final
-  const list = present
-    .map((step) => sql`${sql(step.name)} AS ${step.materialized ? sql`MATERIALIZED ` : sql``}(${step.query})`)
-    .reduce((all, step) => sql`${all}, ${step}`)
-  return sql`WITH ${list} ${final}`
+  return sql`WITH ${joined(present.map(stepText), ',')} ${final}`
 }
 
 /** Fragments joined by `separator` (a fixed keyword such as `UNION ALL`, `AND` or `,`). */
@@ -51,26 +50,14 @@ function textOf(fragment: Piece): string {
  * steps then costs one fragment per use instead of one per step (postgres.js builds every
  * fragment again at each execution).
  */
-export function frozen(fragment: Fragment): Fragment {
-  const text = textOf(fragment as unknown as Piece)
-  return sql(Object.assign([text], { raw: [text] }) as unknown as TemplateStringsArray)
-}
+export const frozen = (fragment: Fragment): Fragment => textFragment(textOf(fragment as unknown as Piece))
 
 /** Steps without values, frozen into `a AS (…), b AS (…)`, to splice between other steps. */
-export const frozenSteps = (steps: readonly Cte[]): Fragment =>
-  frozen(
-    joined(
-      steps.map((step) => sql`${sql(step.name)} AS ${step.materialized ? sql`MATERIALIZED ` : sql``}(${step.query})`),
-      ',',
-    ),
-  )
+export const frozenSteps = (steps: readonly Cte[]): Fragment => frozen(joined(steps.map(stepText), ','))
 
 /**
  * A constant of the code (an event type, a queue name) written into the statement's text as a
  * quoted SQL literal, not sent as a value: a statement of constants can be frozen. Never for
  * what a request sent.
  */
-export const literal = (text: string): Fragment => {
-  const quoted = `'${text.replaceAll("'", "''")}'`
-  return sql(Object.assign([quoted], { raw: [quoted] }) as unknown as TemplateStringsArray)
-}
+export const literal = (text: string): Fragment => textFragment(`'${text.replaceAll("'", "''")}'`)

@@ -52,22 +52,17 @@ export const outboxRows = (
 const EVENT_COLUMNS = into(events, ['type', 'orderId', 'payload', 'traceContext'])
 const OUTBOX_COLUMNS = into(outbox, ['queue', 'name', 'payload', 'traceContext'])
 
-/** The step that writes the events: each fans out to the webhooks subscribed to its type (trigger). */
-export const insertEvents = (name: string, ...events: EventRows[]): Cte =>
+const insertRows = (name: string, target: Fragment, selects: readonly Rows<'events' | 'outbox'>[]): Cte =>
   cte(
     name,
-    sql`INSERT INTO ${EVENT_COLUMNS} ${joined(
-      events.map((e) => e.select),
+    sql`INSERT INTO ${target} ${joined(
+      selects.map((r) => r.select),
       'UNION ALL',
     )}`,
   )
 
+/** The step that writes the events: each fans out to the webhooks subscribed to its type (trigger). */
+export const insertEvents = (name: string, ...events: EventRows[]): Cte => insertRows(name, EVENT_COLUMNS, events)
+
 /** The step that writes outbox rows: jobs that exist if and only if the statement commits. */
-export const insertOutbox = (name: string, ...jobs: OutboxRows[]): Cte =>
-  cte(
-    name,
-    sql`INSERT INTO ${OUTBOX_COLUMNS} ${joined(
-      jobs.map((j) => j.select),
-      'UNION ALL',
-    )}`,
-  )
+export const insertOutbox = (name: string, ...jobs: OutboxRows[]): Cte => insertRows(name, OUTBOX_COLUMNS, jobs)
